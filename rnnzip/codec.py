@@ -1,0 +1,148 @@
+"""The coder loop: an exact model drives constriction's queue range coder.
+
+A frame of bytes is cut into ``num_segments`` contiguous segments coded side
+by side: step ``t`` of every segment still running is one row of one model
+call, and the rows are coded in order (step major, segment minor) into a
+single stream. Each segment starts cold, from the zero state and the input
+``START_SYMBOL``. The encoder knows every input, so it runs the recurrence
+first and the output head over many steps at once; the decoder must go step
+by step. The frequencies are integers, so both see the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import constriction
+
+from .exact import START_SYMBOL
+
+__all__ = ["segment_layout", "choose_segments", "encode_frame", "decode_frame",
+           "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
+
+MIN_SEGMENT = 4096  # bytes: shorter segments pay too much for their cold start
+MAX_SEGMENTS = 256  # rows per model call
+HEAD_CHUNK = 64  # steps whose head the encoder computes in one call
+
+
+def _entropy_model():
+    # perfect=False, on both sides: fast, and the same quantization everywhere
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def choose_segments(n: int, min_segment: int = MIN_SEGMENT,
+                    max_segments: int = MAX_SEGMENTS) -> int:
+    """Number of parallel segments for a frame of ``n`` bytes."""
+    return max(1, min(max_segments, n // max(1, min_segment)))
+
+
+def segment_layout(n: int, num_segments: int) -> tuple[int, list[int]]:
+    """Return the segment length and the length of every segment.
+
+    Every segment has ``seg_len`` bytes but the last, which has the rest; the
+    number of segments may come out lower than asked, never higher.
+    """
+    if n == 0:
+        return 0, []
+    num_segments = max(1, min(num_segments, n))
+    seg_len = -(-n // num_segments)
+    count = -(-n // seg_len)
+    lengths = [seg_len] * (count - 1) + [n - seg_len * (count - 1)]
+    return seg_len, lengths
+
+
+def _grid(symbols: np.ndarray, seg_len: int, lengths: list[int]):
+    """Symbols as (num_steps, segments), padded with zeros, and the inputs."""
+    grid = np.zeros((len(lengths), seg_len), dtype=np.int64)
+    flat = grid.reshape(-1)
+    flat[:len(symbols)] = symbols
+    grid = grid.T  # (num_steps, segments)
+    inputs = np.empty_like(grid)
+    inputs[0] = START_SYMBOL
+    inputs[1:] = grid[:-1]
+    return grid, inputs
+
+
+def _active(t: int, lengths: list[int]) -> int:
+    """How many segments (a prefix) still run at step ``t``."""
+    # all segments but the last have the same, longest length
+    return len(lengths) if t < lengths[-1] else len(lengths) - 1
+
+
+def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[int]):
+    """Yield (targets, freqs) in coding order, many steps per call (encoder)."""
+    grid, inputs = _grid(symbols, seg_len, lengths)
+    state = engine.begin_state(len(lengths))
+    for t0 in range(0, seg_len, HEAD_CHUNK):
+        t1 = min(seg_len, t0 + HEAD_CHUNK)
+        tops = []
+        for t in range(t0, t1):
+            state = engine.advance(inputs[t], state)
+            tops.append(engine.top(state))
+        freqs = engine.freqs(engine.stack(tops))  # ((t1-t0) * segments, vocab)
+        freqs = freqs.reshape(t1 - t0, len(lengths), -1)
+        targets = grid[t0:t1]
+        if t1 <= lengths[-1] or len(lengths) == 1:
+            yield targets.reshape(-1), freqs.reshape(-1, freqs.shape[-1])
+        else:
+            # drop the rows of the short last segment once it has ended
+            keep = np.ones((t1 - t0, len(lengths)), dtype=bool)
+            keep[max(0, lengths[-1] - t0):, -1] = False
+            yield targets[keep], freqs[keep]
+
+
+def ideal_bits(targets: np.ndarray, freqs: np.ndarray) -> float:
+    """Bits an ideal coder spends on ``targets`` under integer ``freqs``."""
+    totals = freqs.sum(axis=1, dtype=np.float64)
+    picked = freqs[np.arange(len(targets)), targets].astype(np.float64)
+    return float(np.sum(np.log2(totals) - np.log2(picked)))
+
+
+def encode_frame(engine, data: bytes, num_segments: int):
+    """Compress one frame; return (seg_len, lengths, words, ideal_bits)."""
+    symbols = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+    seg_len, lengths = segment_layout(len(symbols), num_segments)
+    encoder = constriction.stream.queue.RangeEncoder()
+    entropy_model = _entropy_model()
+    bits = 0.0
+    for targets, freqs in frame_frequencies(engine, symbols, seg_len, lengths):
+        encoder.encode(targets.astype(np.int32), entropy_model,
+                       freqs.astype(np.float64))
+        bits += ideal_bits(targets, freqs)
+    return seg_len, lengths, encoder.get_compressed(), bits
+
+
+def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int]) -> bytes:
+    """Decompress one frame coded by :func:`encode_frame`."""
+    if not lengths:
+        return b""
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    entropy_model = _entropy_model()
+    grid = np.zeros((seg_len, len(lengths)), dtype=np.int64)
+    state = engine.begin_state(len(lengths))
+    x = np.full(len(lengths), START_SYMBOL, dtype=np.int64)
+    for t in range(seg_len):
+        state = engine.advance(x, state)
+        freqs = engine.freqs(engine.top(state))  # (segments, vocab)
+        m = _active(t, lengths)
+        x = np.zeros(len(lengths), dtype=np.int64)
+        x[:m] = decoder.decode(entropy_model, freqs[:m].astype(np.float64))
+        grid[t] = x
+    out = grid.T.reshape(-1)[:sum(lengths)]
+    return out.astype(np.uint8).tobytes()
+
+
+def frequencies_stepwise(engine, symbols, seg_len, lengths):
+    """The decoder's view: frequencies computed one step at a time (tests)."""
+    grid, inputs = _grid(np.asarray(symbols, dtype=np.int64), seg_len, lengths)
+    state = engine.begin_state(len(lengths))
+    out = []
+    for t in range(seg_len):
+        state = engine.advance(inputs[t], state)
+        out.append(engine.freqs(engine.top(state))[:_active(t, lengths)])
+    return np.concatenate(out)
+
+
+def bits_per_char(bits: float, n: int) -> float:
+    return bits / n if n else math.nan

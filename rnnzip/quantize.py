@@ -1,0 +1,157 @@
+"""Derive the exact coding model from a float model, and measure its loss.
+
+The rules the integers follow are in :mod:`rnnzip.exact`. Quantization here
+is plain rounding with a power-of-two scale per output row; its cost in bits
+is measured on held-out text against the float model on the same segments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from . import modeldir
+from .exact import (C_MAX, ENGINE_VERSION, EXP_BITS, EXP_FRAC, GATES, LUT_FRAC,
+                    LUT_LIMIT, ExactModel, save_exact)
+
+__all__ = ["quantize_params", "quantize_model_dir", "float_bits", "exact_bits"]
+
+MEASURE_LIMIT = 300_000  # held-out symbols used to measure the quantization loss
+_E_RANGE = (-8, 16)  # allowed power-of-two exponents of the weight scales
+
+
+def _w_max(inner: int) -> int:
+    # a float32 product of |w| <= w_max by |h| <= 255 over ``inner`` terms
+    # keeps every partial sum below 2**24, so it is exact in any order
+    return min(32767, (2**24 - 1) // (inner * 255))
+
+
+def _row_exponents(mats, w_max):
+    m = np.max(np.stack([np.abs(a).max(axis=1) for a in mats]), axis=0)
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(w_max / np.where(m > 0, m, 1e-30)))
+    return np.clip(e, *_E_RANGE).astype(np.int64)
+
+
+def _round(a, scale_exp):
+    return np.round(np.asarray(a, np.float64) * np.exp2(scale_exp)).astype(np.int64)
+
+
+def tables() -> dict:
+    p = (np.arange(-LUT_LIMIT, LUT_LIMIT + 1) + 0.5) / (1 << LUT_FRAC)
+    q = (np.arange(12 << EXP_FRAC) + 0.5) / (1 << EXP_FRAC)
+    return {
+        "sigmoid_table": np.round(256 / (1 + np.exp(-p))).astype(np.int64),
+        "tanh_table": np.clip(np.round(256 * np.tanh(p)), -255, 255).astype(np.int64),
+        "exp_table": np.maximum(1, np.round(2.0**EXP_BITS * np.exp(-q))).astype(
+            np.int64),
+    }
+
+
+def quantize_params(params: dict, cell: str, num_layers: int, num_hiddens: int,
+                    vocab_size: int, name: str = "") -> ExactModel:
+    """Turn float parameters (see ``model.param_arrays``) into an exact model."""
+    G, H = GATES[cell], num_hiddens
+    w_max = _w_max(H)
+    arrays = tables()
+    for k in range(num_layers):
+        wx = params[f"l{k}_i2h_weight"].astype(np.float64)  # (G*H, inputs)
+        wh = params[f"l{k}_h2h_weight"].astype(np.float64)  # (G*H, H)
+        b_ih = params[f"l{k}_i2h_bias"].astype(np.float64)
+        b_hh = params[f"l{k}_h2h_bias"].astype(np.float64)
+        bx, bh = b_ih + b_hh, np.zeros(G * H)
+        if cell == "gru":
+            # the n gate adds its h2h bias inside r * (W_hn h + b_hn)
+            bx[2 * H:] = b_ih[2 * H:]
+            bh[2 * H:] = b_hh[2 * H:]
+        e = _row_exponents([wh] if k == 0 else [wh, wx], w_max)
+        S = e + 8  # scale of the pre-activations: weights times the state's 256
+        p = f"l{k}_"
+        arrays[p + "h"] = np.clip(_round(wh, e[:, None]), -w_max, w_max).astype(
+            np.float32)
+        if k == 0:
+            arrays[p + "x"] = _round(wx.T + bx, S)  # (vocab, G*H)
+            arrays[p + "bx"] = np.zeros(G * H, np.int64)
+        else:
+            arrays[p + "x"] = np.clip(_round(wx, e[:, None]), -w_max, w_max).astype(
+                np.float32)
+            arrays[p + "bx"] = _round(bx, S)
+        arrays[p + "bh"] = _round(bh, S)
+        arrays[p + "rshift"] = np.maximum(S - LUT_FRAC, 0)
+        arrays[p + "lshift"] = np.maximum(LUT_FRAC - S, 0)
+
+    wo = params["dense_weight"].astype(np.float64)  # (vocab, H)
+    e_o = int(_row_exponents([wo.reshape(1, -1)], w_max)[0])
+    arrays["out_w"] = np.clip(_round(wo, e_o), -w_max, w_max).astype(np.float32)
+    arrays["out_b"] = _round(params["dense_bias"], e_o + 8)
+    arrays["out_rshift"] = np.array(max(e_o + 8 - EXP_FRAC, 0), np.int64)
+    arrays["out_lshift"] = np.array(max(EXP_FRAC - e_o - 8, 0), np.int64)
+    meta = {"engine_version": ENGINE_VERSION, "cell": cell, "num_layers": num_layers,
+            "num_hiddens": num_hiddens, "vocab_size": vocab_size, "name": name,
+            "w_max": w_max, "c_max": C_MAX}
+    return ExactModel(arrays, meta)
+
+
+def exact_bits(engine, symbols, num_segments=None) -> float:
+    """Ideal bits of the exact model on ``symbols``, coded as the codec does."""
+    from .codec import choose_segments, frame_frequencies, ideal_bits, segment_layout
+
+    symbols = np.asarray(symbols, dtype=np.int64)
+    if num_segments is None:
+        num_segments = choose_segments(len(symbols))
+    seg_len, lengths = segment_layout(len(symbols), num_segments)
+    return sum(ideal_bits(t, f)
+               for t, f in frame_frequencies(engine, symbols, seg_len, lengths))
+
+
+def float_bits(model, ctx, symbols, num_segments=None, chunk=256) -> float:
+    """Bits of the float Gluon model on the same segments and cold starts."""
+    from mxnet import nd
+
+    from .codec import _grid, choose_segments, segment_layout
+
+    symbols = np.asarray(symbols, dtype=np.int64)
+    if num_segments is None:
+        num_segments = choose_segments(len(symbols))
+    seg_len, lengths = segment_layout(len(symbols), num_segments)
+    grid, inputs = _grid(symbols, seg_len, lengths)  # (num_steps, segments)
+    keep = np.arange(seg_len)[:, None] < np.array(lengths)[None, :]
+    state = model.begin_state(batch_size=len(lengths), ctx=ctx)
+    nats = 0.0
+    for t0 in range(0, seg_len, chunk):
+        x = nd.array(inputs[t0:t0 + chunk].T, ctx=ctx)
+        out, state = model(x, state)  # (steps * segments, vocab)
+        logp = nd.log_softmax(out).asnumpy().astype(np.float64)
+        tgt = grid[t0:t0 + chunk].reshape(-1)
+        picked = logp[np.arange(len(tgt)), tgt]
+        nats -= picked[keep[t0:t0 + chunk].reshape(-1)].sum()
+    return nats / math.log(2)
+
+
+def quantize_model_dir(model_dir: str, valid_symbols=None) -> dict:
+    """Write ``exact.npz`` for a trained model and record its loss on the card."""
+    from .model import param_arrays
+    from .train import load_float_model
+
+    model, card, alphabet, ctx = load_float_model(model_dir, device="cpu")
+    arch = card["architecture"]
+    engine = quantize_params(param_arrays(model), arch["cell"], arch["num_layers"],
+                             arch["num_hiddens"], arch["vocab_size"],
+                             name=card.get("name", ""))
+    path = os.path.join(model_dir, modeldir.EXACT_NAME)
+    identity = save_exact(path, engine.arrays, engine.meta)
+    exact = {"engine_version": ENGINE_VERSION, "identity": identity,
+             "sha256": modeldir.file_sha256(path),
+             "bytes": os.path.getsize(path)}
+    if valid_symbols is not None and len(valid_symbols) > 1:
+        sample = np.asarray(valid_symbols[:MEASURE_LIMIT], dtype=np.int64)
+        fb = float_bits(model, ctx, sample) / len(sample)
+        eb = exact_bits(engine, sample) / len(sample)
+        exact.update({"measured_on_symbols": int(len(sample)),
+                      "float_bpc": round(fb, 5), "exact_bpc": round(eb, 5),
+                      "quantization_loss": round(eb / fb - 1, 5)})
+    card["exact"] = exact
+    modeldir.write_card(model_dir, card)
+    return card
