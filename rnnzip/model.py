@@ -5,17 +5,11 @@ This module imports MXNet; compression with the numpy back-end never loads it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
-# Reduced-precision tensor math would break the exact coding model on a GPU,
-# and changes training numerics from run to run; keep it off everywhere.
-os.environ.setdefault("MXNET_CUDA_ALLOW_TENSOR_CORE", "0")
-os.environ.setdefault("MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION", "0")
-
-import mxnet as mx  # noqa: E402
-from mxnet import gluon, nd  # noqa: E402
-from mxnet.gluon import nn, rnn  # noqa: E402
+from ._mx import mx
+from mxnet import gluon, nd
+from mxnet.gluon import nn, rnn
 
 __all__ = ["ModelConfig", "RNNModel", "get_device", "CELLS"]
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 
+from .errors import ModelError
+
 __all__ = ["CARD_NAME", "PARAMS_NAME", "EXACT_NAME", "CARD_FORMAT", "ModelError",
            "read_card", "write_card", "check_file_hash", "find_model", "search_path"]
 
@@ -24,10 +26,6 @@ PARAMS_NAME = "params.params"
 EXACT_NAME = "exact.npz"
 CARD_FORMAT = 1
 DEFAULT_MODEL = "english-fast"
-
-
-class ModelError(Exception):
-    """A model directory is missing, incomplete or does not match its card."""
 
 
 def sha256_bytes(data: bytes) -> str:

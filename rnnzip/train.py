@@ -73,6 +73,25 @@ def _log(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n, current_item=None):
+        pass
+
+
+def _progressbar(length, label):
+    """A progress bar on stderr when it is a terminal, else nothing."""
+    if not sys.stderr.isatty():
+        return _NoBar()
+    return click.progressbar(length=length, file=sys.stderr, label=label,
+                             item_show_func=lambda s: s)
+
+
 def _detach(state):
     return [s.detach() for s in state]
 
@@ -242,9 +261,7 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
             sums = [0.0, 0]
         t0 = time.time()
         batches = enumerate(make_iter(train_part, cfg.batch_size, cfg.num_steps, rng))
-        with click.progressbar(length=num_batches, file=sys.stderr,
-                               label=f"epoch {epoch}/{cfg.epochs}",
-                               item_show_func=lambda s: s) as bar:
+        with _progressbar(num_batches, f"epoch {epoch}/{cfg.epochs}") as bar:
             for i, (X, Y) in batches:
                 if i < skip_batches:
                     continue
@@ -269,6 +286,10 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
                     t0 = time.time()
                     checkpoint(epoch, i + 1, state)
                     last_ckpt = time.time()
+                    done = sum(h["tokens"] for h in history) + sums[1]
+                    _log(f"epoch {epoch:4d} batch {i + 1}/{num_batches}  train ppl "
+                         f"{math.exp(sums[0] / sums[1]):8.3f}  "
+                         f"{done / max(elapsed, 1e-9):,.0f} tokens/s  checkpoint")
         skip_batches = 0
         elapsed += time.time() - t0
         train_ppl = math.exp(sums[0] / max(sums[1], 1))
@@ -287,8 +308,9 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
             _log(f"epoch {epoch:4d}/{cfg.epochs}  train ppl {train_ppl:8.3f} "
                  f"bpc {math.log2(train_ppl):.4f}{vtext}  "
                  f"{tokens_per_sec:,.0f} tokens/s  {device_name(ctx)}")
-        checkpoint(epoch + 1, 0, None)
-        last_ckpt = time.time()
+        if time.time() - last_ckpt > cfg.checkpoint_seconds or epoch == cfg.epochs:
+            checkpoint(epoch + 1, 0, None)
+            last_ckpt = time.time()
         if plot:
             _plot(history, plot)
 

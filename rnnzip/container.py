@@ -1,0 +1,247 @@
+"""The ``.rnz`` archive format.
+
+All integers are little-endian. An archive is a header, any number of frames
+and a trailer::
+
+    header   magic  8 bytes  b"\\x89RNZ\\r\\n\\x1a\\n"
+             version u8, flags u8 (0)
+             model identity, 32 bytes (sha256, see exact.model_identity)
+             model name: length u8, UTF-8 bytes
+             frame size u32 (the largest frame the encoder makes)
+             crc32 of the header so far, u32
+    frame    tag b"F", original length u32, segment length u32,
+             segments u32, coder words u32, crc32 of the original bytes u32,
+             crc32 of the frame header so far u32,
+             then the range coder's 32-bit words
+    trailer  tag b"E", frames u32, total length u64, crc32 of all the
+             original bytes u32, crc32 of the trailer so far u32
+
+Frames are independent: each starts its segments cold and has its own coder
+stream, so a large input streams through in bounded memory. Every field is
+checked on reading; a problem raises :class:`RnnzipError` with a message that
+names it, and no frame's bytes are handed on before its checksum matched.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codec import choose_segments, decode_frame, encode_frame
+from .errors import RnnzipError
+
+__all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo",
+           "write_archive", "read_archive", "read_header"]
+
+MAGIC = b"\x89RNZ\r\n\x1a\n"
+FORMAT_VERSION = 1
+FRAME_SIZE = 1 << 20
+
+_HEADER = struct.Struct("<BB32s")
+_FRAME = struct.Struct("<IIIII")  # length, seg_len, segments, words, crc
+_TRAILER = struct.Struct("<IQI")  # frames, total length, crc
+_U32 = struct.Struct("<I")
+
+
+@dataclass
+class FrameInfo:
+    length: int
+    seg_len: int
+    segments: int
+    words: int
+    ideal_bits: float | None = None
+
+
+@dataclass
+class ArchiveInfo:
+    """What reading or writing an archive found out."""
+
+    version: int = FORMAT_VERSION
+    identity: bytes = b""
+    model_name: str = ""
+    frame_size: int = FRAME_SIZE
+    frames: list = field(default_factory=list)
+    original_size: int = 0
+    archive_size: int = 0
+    crc: int = 0
+    header_bytes: int = 0
+
+    @property
+    def coder_bytes(self) -> int:
+        return 4 * sum(f.words for f in self.frames)
+
+    @property
+    def ideal_bits(self) -> float | None:
+        bits = [f.ideal_bits for f in self.frames]
+        return None if any(b is None for b in bits) else float(sum(bits))
+
+
+class _Reader:
+    """Exact reads that turn a short read into a 'truncated' error."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.offset = 0
+
+    def read(self, n: int, what: str) -> bytes:
+        data = self.stream.read(n)
+        self.offset += len(data)
+        if len(data) != n:
+            raise RnnzipError(f"truncated archive: it ends inside {what} "
+                              f"(at byte {self.offset})")
+        return data
+
+
+def _header_bytes(identity: bytes, name: str, frame_size: int) -> bytes:
+    raw_name = name.encode("utf-8")[:255]
+    head = (MAGIC + _HEADER.pack(FORMAT_VERSION, 0, identity)
+            + bytes([len(raw_name)]) + raw_name + _U32.pack(frame_size))
+    return head + _U32.pack(zlib.crc32(head))
+
+
+def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
+                  num_segments: int | None = None, progress=None) -> ArchiveInfo:
+    """Compress everything ``source.read`` gives into ``sink.write``.
+
+    ``engine`` is an exact model (numpy or MXNet back-end); ``name`` is the
+    model's name, recorded for the error message of a decoder that lacks it.
+    ``num_segments`` overrides the segments chosen from each frame's size.
+    ``progress(n)`` is called with the bytes of each frame done.
+    """
+    identity = bytes.fromhex(engine.identity)
+    head = _header_bytes(identity, name, frame_size)
+    sink.write(head)
+    info = ArchiveInfo(identity=identity, model_name=name, frame_size=frame_size,
+                       header_bytes=len(head))
+    crc, total = 0, len(head)
+    while True:
+        data = source.read(frame_size)
+        if not data:
+            break
+        segments = num_segments or choose_segments(len(data))
+        seg_len, lengths, words, bits = encode_frame(engine, data, segments)
+        fields = b"F" + _FRAME.pack(len(data), seg_len, len(lengths), len(words),
+                                    zlib.crc32(data))
+        frame_head = fields + _U32.pack(zlib.crc32(fields))
+        sink.write(frame_head)
+        sink.write(np.asarray(words, dtype="<u4").tobytes())
+        info.frames.append(FrameInfo(len(data), seg_len, len(lengths), len(words),
+                                     bits))
+        info.header_bytes += len(frame_head)
+        total += len(frame_head) + 4 * len(words)
+        crc = zlib.crc32(data, crc)
+        info.original_size += len(data)
+        if progress:
+            progress(len(data))
+    fields = b"E" + _TRAILER.pack(len(info.frames), info.original_size, crc)
+    tail = fields + _U32.pack(zlib.crc32(fields))
+    sink.write(tail)
+    info.header_bytes += len(tail)
+    info.archive_size = total + len(tail)
+    info.crc = crc
+    return info
+
+
+def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
+    """Read and check an archive's header; return it and the positioned reader."""
+    r = stream if isinstance(stream, _Reader) else _Reader(stream)
+    magic = r.stream.read(len(MAGIC))
+    r.offset += len(magic)
+    if magic != MAGIC[:len(magic)] or not magic:
+        raise RnnzipError("not an rnnzip archive (its first bytes are not the "
+                          "rnnzip magic bytes)")
+    if len(magic) < len(MAGIC):
+        raise RnnzipError("truncated archive: it ends inside the header")
+    fixed = r.read(_HEADER.size, "the header")
+    version, flags, identity = _HEADER.unpack(fixed)
+    if version != FORMAT_VERSION:
+        raise RnnzipError(f"unsupported archive format version {version}; this "
+                          f"rnnzip reads version {FORMAT_VERSION}, upgrade rnnzip")
+    name_len = r.read(1, "the header")
+    name = r.read(name_len[0], "the header")
+    frame_size = r.read(4, "the header")
+    crc = _U32.unpack(r.read(4, "the header"))[0]
+    head = magic + fixed + name_len + name + frame_size
+    if zlib.crc32(head) != crc:
+        raise RnnzipError("corrupt archive header (its checksum does not match)")
+    if flags != 0:
+        raise RnnzipError(f"archive header has unknown flags {flags:#04x}")
+    info = ArchiveInfo(version=version, identity=identity,
+                       model_name=name.decode("utf-8", errors="replace"),
+                       frame_size=_U32.unpack(frame_size)[0], header_bytes=len(head) + 4)
+    return info, r
+
+
+def read_archive(stream, sink, resolve_engine, info_only=False,
+                 progress=None) -> ArchiveInfo:
+    """Decompress an archive from ``stream`` into ``sink.write``.
+
+    ``resolve_engine(name, identity_hex)`` returns the exact model to decode
+    with (or raises). With ``info_only`` the frames are skipped, not decoded.
+    """
+    info, r = read_header(stream)
+    engine = None if info_only else resolve_engine(info.model_name,
+                                                   info.identity.hex())
+    crc = 0
+    while True:
+        tag = r.read(1, f"the tag after frame {len(info.frames)}")
+        if tag == b"E":
+            break
+        if tag != b"F":
+            raise RnnzipError(f"corrupt archive: unknown tag {tag!r} at byte "
+                              f"{r.offset - 1}")
+        index = len(info.frames) + 1
+        fields = r.read(_FRAME.size, f"the header of frame {index}")
+        (frame_crc,) = _U32.unpack(r.read(4, f"the header of frame {index}"))
+        if zlib.crc32(tag + fields) != frame_crc:
+            raise RnnzipError(f"corrupt header of frame {index} (its checksum does "
+                              f"not match)")
+        length, seg_len, segments, num_words, data_crc = _FRAME.unpack(fields)
+        if (length > info.frame_size or segments == 0 or seg_len * segments < length
+                or seg_len * (segments - 1) >= length):
+            raise RnnzipError(f"corrupt header of frame {index}: inconsistent "
+                              f"layout ({length} bytes in {segments} segments "
+                              f"of {seg_len})")
+        payload = r.read(4 * num_words, f"the data of frame {index}")
+        info.frames.append(FrameInfo(length, seg_len, segments, num_words))
+        info.header_bytes += 1 + len(fields) + 4
+        if info_only:
+            continue
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        lengths = [seg_len] * (segments - 1) + [length - seg_len * (segments - 1)]
+        try:
+            data = decode_frame(engine, words, seg_len, lengths)
+        except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
+            raise RnnzipError(f"checksum mismatch in frame {index}: the range "
+                              f"coder failed ({exc}); the data is corrupt, or the "
+                              f"model differs") from None
+        if zlib.crc32(data) != data_crc:
+            raise RnnzipError(f"checksum mismatch in frame {index}: the data is "
+                              f"corrupt, or the model differs")
+        crc = zlib.crc32(data, crc)
+        info.original_size += len(data)
+        sink.write(data)
+        if progress:
+            progress(len(data))
+    fields = r.read(_TRAILER.size, "the trailer")
+    (tail_crc,) = _U32.unpack(r.read(4, "the trailer"))
+    if zlib.crc32(b"E" + fields) != tail_crc:
+        raise RnnzipError("corrupt archive trailer (its checksum does not match)")
+    frames, total, whole_crc = _TRAILER.unpack(fields)
+    info.header_bytes += 1 + len(fields) + 4
+    if frames != len(info.frames):
+        raise RnnzipError(f"corrupt archive: the trailer counts {frames} frames, "
+                          f"the archive holds {len(info.frames)}")
+    if info_only:
+        info.original_size, info.crc = total, whole_crc
+    elif total != info.original_size or whole_crc != crc:
+        raise RnnzipError("checksum mismatch of the whole archive: the data is "
+                          "corrupt, or the model differs")
+    info.crc = whole_crc
+    if r.stream.read(1):
+        raise RnnzipError("trailing data after the end of the archive")
+    info.archive_size = r.offset
+    return info
