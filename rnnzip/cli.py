@@ -219,7 +219,7 @@ def compress(files, to_stdout, remove, keep, output, force, verbose, device, bac
                                          num_segments=segments, progress=update)
                     if remove and src != "-":
                         out.file.flush()
-                        _verify(out.tmp, info.crc)
+                        _verify(out.tmp, info.crc, engine)
                     out.commit(like=None if src == "-" else src)
         finally:
             if bar is not None:
@@ -240,13 +240,12 @@ class _Null:
         return len(data)
 
 
-def _verify(archive_path: str, crc: int):
+def _verify(archive_path: str, crc: int, engine):
     """Decode a just-written archive and check it restores the input."""
     from .container import read_archive
-    from .engines import resolve_engine
 
     with open(archive_path, "rb") as f:
-        info = read_archive(f, _Null(), resolve_engine)
+        info = read_archive(f, _Null(), lambda *_: engine)
     if info.crc != crc:
         raise RnnzipError(f"verification of {archive_path} failed; input kept")
 
@@ -258,24 +257,44 @@ def _strip_suffix(path: str) -> str:
     return path[:-len(SUFFIX)]
 
 
+_MODEL_HINT = ("Model name or directory to decode with, when the archive's model "
+               "is not installed where rnnzip looks; its identity must match.")
+
+
+def _resolver(model, backend, device):
+    from .engines import load_engine, resolve_engine
+
+    def resolve(name, identity):
+        if model is None:
+            return resolve_engine(name, identity, backend, device)
+        engine, given = load_engine(model, backend, device)
+        if engine.identity != identity:
+            raise RnnzipError(f"model {given!r} has identity {engine.identity[:16]}..."
+                              f", the archive needs {name!r} ({identity[:16]}...)")
+        return engine
+
+    return resolve
+
+
 @main.command()
 @_common_coding_options
+@click.option("-m", "--model", default=None, help=_MODEL_HINT)
 def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
-               backend):
+               backend, model):
     """Decompress FILE.rnz into FILE (standard input to output with none or -).
 
-    The archive names its model, which must be installed. Nothing is written
-    unless every checksum matches.
+    The archive names its model, which must be installed (or given with -m).
+    A file output appears only once every checksum has matched; on standard
+    output each frame is written once its own checksum has matched, and a
+    later failure still exits 1. Archives written one after another decode
+    to the concatenation of their contents.
     """
     from .container import read_archive
-    from .engines import resolve_engine
 
     if remove and keep:
         raise click.UsageError("--rm and -k/--keep exclude each other")
     plan = _plan(files, to_stdout, output, _strip_suffix)
-
-    def resolve(name, identity):
-        return resolve_engine(name, identity, backend, device)
+    resolve = _resolver(model, backend, device)
 
     def one(src, dst):
         stream, size = _open_input(src)
@@ -305,17 +324,18 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
 @click.option("--backend", type=click.Choice(["auto", "numpy", "mxnet"]),
               default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("-m", "--model", default=None, help=_MODEL_HINT)
 @click.option("-v", "--verbose", is_flag=True, help="Say OK for each good archive.")
-def test(files, backend, device, verbose):
+def test(files, backend, device, model, verbose):
     """Decode each FILES archive and verify it, writing nothing."""
     from .container import read_archive
-    from .engines import resolve_engine
+
+    resolve = _resolver(model, backend, device)
 
     def one(src, _):
         stream, _size = _open_input(src)
         try:
-            read_archive(stream, _Null(),
-                         lambda n, i: resolve_engine(n, i, backend, device))
+            read_archive(stream, _Null(), resolve)
         finally:
             if src != "-":
                 stream.close()
@@ -411,7 +431,9 @@ def models():
 @click.option("--seed", type=int, default=None, help="[default: 0]")
 @click.option("--checkpoint-seconds", type=float, default=None,
               help="Write a checkpoint at least this often [default: 300].")
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUTPUT/checkpoint with its settings; --epochs may "
+                   "raise the number of epochs.")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Save the perplexity curve (PNG or SVG).")
 @click.option("--device", default="auto", show_default=True,
@@ -432,7 +454,40 @@ def train(corpus, out_dir, preset, resume, plot, device, **options):
     values.update({k: v for k, v in options.items() if v is not None})
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in values.items() if k in names})
-    run_training(corpus, out_dir, cfg, device=device, resume=resume, plot=plot)
+    run_training(corpus, out_dir, cfg, device=device, resume=resume, plot=plot,
+                 epochs=options["epochs"] if resume else None)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("corpus", nargs=-1, type=click.Path())
+def quantize(model_dir, corpus):
+    """Derive MODEL_DIR's exact coding model again from its float weights.
+
+    With CORPUS (the files it was trained on), the quantization loss is
+    measured on the same held-out tail that training used and recorded on the
+    card next to the float model's bpc.
+    """
+    from .data import Alphabet, read_corpus
+    from .modeldir import read_card
+    from .quantize import quantize_model_dir
+
+    valid = None
+    if corpus:
+        card = read_card(model_dir)
+        alphabet = Alphabet.from_json(card["alphabet"])
+        symbols = alphabet.encode(read_corpus(corpus)[1])
+        frac = card["hyperparameters"].get("valid_frac", 0.1)
+        valid = symbols[len(symbols) - int(len(symbols) * frac):]
+    card = quantize_model_dir(model_dir, valid_symbols=valid)
+    exact = card["exact"]
+    click.echo(f"{model_dir}: exact model {exact['identity'][:16]}..., "
+               f"{exact['bytes']:,} bytes", err=True)
+    if "float_bpc" in exact:
+        click.echo(f"float bpc {exact['float_bpc']:.4f}, exact bpc "
+                   f"{exact['exact_bpc']:.4f}, loss "
+                   f"{100 * exact['quantization_loss']:+.3f}% on "
+                   f"{exact['measured_on_symbols']:,} held-out symbols", err=True)
 
 
 @main.command()

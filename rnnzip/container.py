@@ -68,6 +68,7 @@ class ArchiveInfo:
     archive_size: int = 0
     crc: int = 0
     header_bytes: int = 0
+    members: int = 1
 
     @property
     def coder_bytes(self) -> int:
@@ -85,10 +86,23 @@ class _Reader:
     def __init__(self, stream):
         self.stream = stream
         self.offset = 0
+        self.pending = b""
+
+    def read_upto(self, n: int) -> bytes:
+        data, self.pending = self.pending[:n], self.pending[n:]
+        if len(data) < n:
+            data += self.stream.read(n - len(data))
+        self.offset += len(data)
+        return data
+
+    def at_end(self) -> bool:
+        """Whether the stream is exhausted (reads one byte ahead)."""
+        if not self.pending:
+            self.pending = self.stream.read(1)
+        return not self.pending
 
     def read(self, n: int, what: str) -> bytes:
-        data = self.stream.read(n)
-        self.offset += len(data)
+        data = self.read_upto(n)
         if len(data) != n:
             raise RnnzipError(f"truncated archive: it ends inside {what} "
                               f"(at byte {self.offset})")
@@ -148,9 +162,11 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
 def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
     """Read and check an archive's header; return it and the positioned reader."""
     r = stream if isinstance(stream, _Reader) else _Reader(stream)
-    magic = r.stream.read(len(MAGIC))
-    r.offset += len(magic)
+    start = r.offset
+    magic = r.read_upto(len(MAGIC))
     if magic != MAGIC[:len(magic)] or not magic:
+        if start:
+            raise RnnzipError("trailing data after the end of the archive")
         raise RnnzipError("not an rnnzip archive (its first bytes are not the "
                           "rnnzip magic bytes)")
     if len(magic) < len(MAGIC):
@@ -181,8 +197,42 @@ def read_archive(stream, sink, resolve_engine, info_only=False,
 
     ``resolve_engine(name, identity_hex)`` returns the exact model to decode
     with (or raises). With ``info_only`` the frames are skipped, not decoded.
+    Archives written one after another (``compress -c a b``) decode to the
+    concatenation of their contents, as with gzip; the info then covers all
+    of them, with ``members`` counting them.
     """
-    info, r = read_header(stream)
+    r = _Reader(stream)
+    crc_sink = _CrcSink(sink)
+    total = None
+    while True:
+        info = _read_member(r, crc_sink, resolve_engine, info_only, progress)
+        if total is None:
+            total = info
+        else:
+            total.frames += info.frames
+            total.original_size += info.original_size
+            total.header_bytes += info.header_bytes
+            total.members += 1
+            total.crc = None if info_only else crc_sink.crc
+        total.archive_size = r.offset
+        if r.at_end():
+            return total
+
+
+class _CrcSink:
+    """Pass data on, keeping the crc32 of all of it."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.crc = 0
+
+    def write(self, data):
+        self.crc = zlib.crc32(data, self.crc)
+        return self.sink.write(data)
+
+
+def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
+    info, r = read_header(r)
     engine = None if info_only else resolve_engine(info.model_name,
                                                    info.identity.hex())
     crc = 0
@@ -241,7 +291,4 @@ def read_archive(stream, sink, resolve_engine, info_only=False,
         raise RnnzipError("checksum mismatch of the whole archive: the data is "
                           "corrupt, or the model differs")
     info.crc = whole_crc
-    if r.stream.read(1):
-        raise RnnzipError("trailing data after the end of the archive")
-    info.archive_size = r.offset
     return info

@@ -2,18 +2,23 @@
 
 Every value that influences a coding frequency is an integer and every
 operation on it is exact, so numpy on any CPU and MXNet on a CPU or a GPU give
-bit-identical frequencies (see DESIGN.md). The rules, engine version 1:
+bit-identical frequencies (see DESIGN.md). The integers are held in float32
+arrays, which is what BLAS and GPUs are fast at; every value, partial sums of
+matrix products included, stays below 2**24 in magnitude, where float32
+represents integers exactly and addition, subtraction and multiplication of
+them are exact in any order. The rules, engine version 1:
 
 * The state ``h`` is ``round(256 * h_float)`` clipped to [-255, 255]; an LSTM
-  cell state ``c`` is ``round(256 * c_float)`` clipped to [-C_MAX, C_MAX].
+  cell state ``c`` is ``256 * c_float`` clipped to [-C_MAX, C_MAX].
 * Weights are integers with a power-of-two scale per output row, ``|w| <=
-  w_max`` where ``num_hiddens * w_max * 255 < 2**24``: a float32 matrix product
-  of such arrays is exact in any summation order. Everything after the product
-  is int64 (numpy) or float64 holding integers below 2**53 (MXNet).
+  w_max`` where ``inner * w_max * 255 < 2**23`` (``inner`` is the number of
+  hidden units summed over, both matrices of a layer above the first
+  counted); biases and the first layer's input table are clamped below 2**23.
+  So a pre-activation, product plus bias, is below 2**24.
 * Rescaling is a multiplication by a power of two followed by floor.
 * sigmoid, tanh and exp are tables indexed by integers; gates are in [0, 256].
-* The head's logits share one scale; ``freq = exp_table[(max - logit) >> s]``,
-  each >= 1, is what the range coder gets.
+* The head's logits share one scale; ``freq = exp_table[max(l) - l]`` with
+  ``l = floor(logit * out_fac)``, each >= 1, is what the range coder gets.
 
 This module needs numpy only; it never imports MXNet.
 """
@@ -25,25 +30,33 @@ import json
 
 import numpy as np
 
-__all__ = ["ENGINE_VERSION", "ExactModel", "load_exact", "START_SYMBOL"]
+__all__ = ["ENGINE_VERSION", "ExactModel", "load_exact", "save_exact", "START_SYMBOL"]
 
 ENGINE_VERSION = 1
 START_SYMBOL = 10  # the input before the first byte of a segment: '\n'
 LUT_FRAC = 7  # pre-activations are looked up at a resolution of 1/128
 LUT_LIMIT = 8 << LUT_FRAC  # and clamped to [-8, 8]
+N_LIMIT = 1 << 15  # clamp of the GRU n gate's parts, in lookup units
 EXP_FRAC = 6  # logit differences at a resolution of 1/64 nat
 EXP_BITS = 16  # exp_table[0] is about 2**16
+LOGIT_LIMIT = 1 << 22  # clamp of scaled logits, so differences stay exact
 C_MAX = 16 << 8  # LSTM cell state clamp: |c| <= 16
+ACC_LIMIT = (1 << 23) - 1  # bound of a matrix product and of a bias
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def _shift(a, rshift, lshift):
-    """Multiply an int64 array by 2**(lshift - rshift), rounding down."""
-    return np.left_shift(np.right_shift(a, rshift), lshift)
+def _lookup(table, pre, fac):
+    """table[clip(floor(pre * fac))]: a nonlinearity at lookup resolution."""
+    idx = np.multiply(pre, fac)
+    np.floor(idx, out=idx)
+    np.maximum(idx, -LUT_LIMIT, out=idx)
+    np.minimum(idx, LUT_LIMIT, out=idx)
+    idx += LUT_LIMIT
+    return table[idx.astype(np.intp)]
 
 
 class ExactModel:
-    """An integer coding model held as numpy arrays.
+    """An integer coding model held as numpy float32 arrays.
 
     ``begin_state(batch_size)`` gives the cold state; ``advance(x, state)``
     feeds one input symbol per row and returns the new state; ``freqs(h)``
@@ -59,26 +72,23 @@ class ExactModel:
         self.vocab_size = meta["vocab_size"]
         self.identity = model_identity(arrays, meta)
         a = arrays
-        self.sig = a["sigmoid_table"]
-        self.tanh = a["tanh_table"]
-        self.exp = a["exp_table"]
+        self.sig, self.tanh, self.exp = a["sigmoid_table"], a["tanh_table"], a["exp_table"]
         self.layers = []
         for k in range(self.num_layers):
             p = f"l{k}_"
             self.layers.append({
                 "x": a[p + "x"],  # layer 0: (vocab, G*H) table; else (G*H, H)
-                "wh_t": np.ascontiguousarray(a[p + "h"].T),  # (H, G*H) float32
                 "wx_t": None if k == 0 else np.ascontiguousarray(a[p + "x"].T),
-                "bx": a[p + "bx"], "bh": a[p + "bh"],
-                "rs": a[p + "rshift"], "ls": a[p + "lshift"]})
-        self.out_w_t = np.ascontiguousarray(a["out_w"].T)  # (H, vocab) float32
+                "wh_t": np.ascontiguousarray(a[p + "h"].T),  # (H, G*H)
+                "bx": a[p + "bx"], "bh": a[p + "bh"], "fac": a[p + "fac"]})
+        self.out_w_t = np.ascontiguousarray(a["out_w"].T)  # (H, vocab)
         self.out_b = a["out_b"]
-        self.out_rs, self.out_ls = int(a["out_rshift"]), int(a["out_lshift"])
+        self.out_fac = a["out_fac"]
 
     def begin_state(self, batch_size: int) -> list:
         shape = (batch_size, self.num_hiddens)
         n = 2 if self.cell == "lstm" else 1
-        return [[np.zeros(shape, np.int64) for _ in range(n)]
+        return [[np.zeros(shape, np.float32) for _ in range(n)]
                 for _ in range(self.num_layers)]
 
     def advance(self, x, state):
@@ -87,60 +97,74 @@ class ExactModel:
         below = None
         new_state = []
         for k, layer in enumerate(self.layers):
-            h = state[k][0]
+            h, fac = state[k][0], layer["fac"]
             if k == 0:
-                u = layer["x"][x]  # (rows, G*H) int64, biases included
+                u = layer["x"][x]  # (rows, G*H), biases included
             else:
-                u = (below.astype(np.float32) @ layer["wx_t"]).astype(np.int64)
+                u = below @ layer["wx_t"]
                 u += layer["bx"]
-            v = (h.astype(np.float32) @ layer["wh_t"]).astype(np.int64)
+            v = h @ layer["wh_t"]  # (rows, G*H)
             if self.cell == "rnn":
-                h = self._lut_part(self.tanh, u + v, layer, 0, H)
-                cells = [h]
+                v += u
+                new_state.append([_lookup(self.tanh, v, fac)])
             elif self.cell == "gru":
                 v += layer["bh"]
                 rz = u[:, :2 * H] + v[:, :2 * H]
-                gates = self._lut_part(self.sig, rz, layer, 0, 2 * H)
+                gates = _lookup(self.sig, rz, fac[:2 * H])
                 r, z = gates[:, :H], gates[:, H:]
-                pre_n = u[:, 2 * H:] + ((r * v[:, 2 * H:]) >> 8)
-                n = self._lut_part(self.tanh, pre_n, layer, 2 * H, 3 * H)
-                h = n + ((z * (h - n)) >> 8)
-                cells = [h]
+                # n = tanh(u_n + r * v_n), summed in lookup units
+                vn = np.floor(v[:, 2 * H:] * fac[2 * H:])
+                np.clip(vn, -N_LIMIT, N_LIMIT, out=vn)
+                vn *= r
+                vn *= 1 / 256
+                np.floor(vn, out=vn)
+                un = np.floor(u[:, 2 * H:] * fac[2 * H:])
+                np.clip(un, -N_LIMIT, N_LIMIT, out=un)
+                vn += un
+                n = _lookup(self.tanh, vn, 1.0)
+                # h' = n + z * (h - n)
+                h = h - n
+                h *= z
+                h *= 1 / 256
+                np.floor(h, out=h)
+                h += n
+                new_state.append([h])
             else:
-                pre = u + v
+                v += u
                 c = state[k][1]
-                i = self._lut_part(self.sig, pre[:, :H], layer, 0, H)
-                f = self._lut_part(self.sig, pre[:, H:2 * H], layer, H, 2 * H)
-                g = self._lut_part(self.tanh, pre[:, 2 * H:3 * H], layer, 2 * H, 3 * H)
-                o = self._lut_part(self.sig, pre[:, 3 * H:], layer, 3 * H, 4 * H)
-                c = (f * c + i * g) >> 8
+                i = _lookup(self.sig, v[:, :H], fac[:H])
+                f = _lookup(self.sig, v[:, H:2 * H], fac[H:2 * H])
+                g = _lookup(self.tanh, v[:, 2 * H:3 * H], fac[2 * H:3 * H])
+                o = _lookup(self.sig, v[:, 3 * H:], fac[3 * H:])
+                c = f * c
+                c += i * g
+                c *= 1 / 256
+                np.floor(c, out=c)
                 np.clip(c, -C_MAX, C_MAX, out=c)
-                tc = np.clip(c >> (8 - LUT_FRAC), -LUT_LIMIT, LUT_LIMIT)
-                h = (o * self.tanh[tc + LUT_LIMIT]) >> 8
-                cells = [h, c]
-            new_state.append(cells)
-            below = h
+                h = _lookup(self.tanh, c, 2.0 ** (LUT_FRAC - 8))
+                h *= o
+                h *= 1 / 256
+                np.floor(h, out=h)
+                new_state.append([h, c])
+            below = new_state[-1][0]
         return new_state
-
-    def _lut_part(self, table, pre, layer, lo, hi):
-        idx = _shift(pre, layer["rs"][lo:hi], layer["ls"][lo:hi])
-        np.clip(idx, -LUT_LIMIT, LUT_LIMIT, out=idx)
-        return table[idx + LUT_LIMIT]
-
-    def freqs(self, h):
-        """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
-        logits = (h.astype(np.float32) @ self.out_w_t).astype(np.int64)
-        logits += self.out_b
-        d = logits.max(axis=1, keepdims=True) - logits
-        q = _shift(d, self.out_rs, self.out_ls)
-        np.minimum(q, len(self.exp) - 1, out=q)
-        return self.exp[q]
 
     def top(self, state):
         return state[-1][0]
 
     def stack(self, tops):
         return np.concatenate(tops)
+
+    def freqs(self, h):
+        """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
+        logits = h @ self.out_w_t
+        logits += self.out_b
+        logits *= self.out_fac
+        np.floor(logits, out=logits)
+        np.clip(logits, -LOGIT_LIMIT, LOGIT_LIMIT, out=logits)
+        d = logits.max(axis=1, keepdims=True) - logits
+        np.minimum(d, len(self.exp) - 1, out=d)
+        return self.exp[d.astype(np.intp)]
 
 
 def model_identity(arrays: dict, meta: dict) -> str:
@@ -175,4 +199,8 @@ def load_exact(path: str) -> ExactModel:
         raise ValueError(f"exact model {path!r} is for engine version "
                          f"{meta.get('engine_version')!r}; this rnnzip runs version "
                          f"{ENGINE_VERSION}")
+    for key, arr in arrays.items():
+        if arr.dtype != np.float32:
+            raise ValueError(f"exact model {path!r}: array {key!r} is {arr.dtype}, "
+                             f"not float32")
     return ExactModel(arrays, meta)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from . import modeldir
-from .exact import (C_MAX, ENGINE_VERSION, EXP_BITS, EXP_FRAC, GATES, LUT_FRAC,
+from .exact import (ACC_LIMIT, ENGINE_VERSION, EXP_BITS, EXP_FRAC, GATES, LUT_FRAC,
                     LUT_LIMIT, ExactModel, save_exact)
 
 __all__ = ["quantize_params", "quantize_model_dir", "float_bits", "exact_bits"]
@@ -23,9 +23,9 @@ _E_RANGE = (-8, 16)  # allowed power-of-two exponents of the weight scales
 
 
 def _w_max(inner: int) -> int:
-    # a float32 product of |w| <= w_max by |h| <= 255 over ``inner`` terms
-    # keeps every partial sum below 2**24, so it is exact in any order
-    return min(32767, (2**24 - 1) // (inner * 255))
+    # a product of |w| <= w_max by |h| <= 255 over ``inner`` terms stays below
+    # 2**23, so with a bias below 2**23 every partial sum is exact in float32
+    return ACC_LIMIT // (inner * 255)
 
 
 def _row_exponents(mats, w_max):
@@ -35,18 +35,21 @@ def _row_exponents(mats, w_max):
     return np.clip(e, *_E_RANGE).astype(np.int64)
 
 
-def _round(a, scale_exp):
-    return np.round(np.asarray(a, np.float64) * np.exp2(scale_exp)).astype(np.int64)
+def _ints(a, scale_exp, limit):
+    """round(a * 2**scale_exp), clamped to [-limit, limit], as float32."""
+    q = np.round(np.asarray(a, np.float64) * np.exp2(scale_exp))
+    return np.clip(q, -limit, limit).astype(np.float32)
 
 
 def tables() -> dict:
     p = (np.arange(-LUT_LIMIT, LUT_LIMIT + 1) + 0.5) / (1 << LUT_FRAC)
     q = (np.arange(12 << EXP_FRAC) + 0.5) / (1 << EXP_FRAC)
     return {
-        "sigmoid_table": np.round(256 / (1 + np.exp(-p))).astype(np.int64),
-        "tanh_table": np.clip(np.round(256 * np.tanh(p)), -255, 255).astype(np.int64),
+        "sigmoid_table": np.round(256 / (1 + np.exp(-p))).astype(np.float32),
+        "tanh_table": np.clip(np.round(256 * np.tanh(p)), -255, 255).astype(
+            np.float32),
         "exp_table": np.maximum(1, np.round(2.0**EXP_BITS * np.exp(-q))).astype(
-            np.int64),
+            np.float32),
     }
 
 
@@ -54,7 +57,6 @@ def quantize_params(params: dict, cell: str, num_layers: int, num_hiddens: int,
                     vocab_size: int, name: str = "") -> ExactModel:
     """Turn float parameters (see ``model.param_arrays``) into an exact model."""
     G, H = GATES[cell], num_hiddens
-    w_max = _w_max(H)
     arrays = tables()
     for k in range(num_layers):
         wx = params[f"l{k}_i2h_weight"].astype(np.float64)  # (G*H, inputs)
@@ -66,31 +68,29 @@ def quantize_params(params: dict, cell: str, num_layers: int, num_hiddens: int,
             # the n gate adds its h2h bias inside r * (W_hn h + b_hn)
             bx[2 * H:] = b_ih[2 * H:]
             bh[2 * H:] = b_hh[2 * H:]
+        # above the first layer both products add up in one pre-activation
+        w_max = _w_max(H if k == 0 else 2 * H)
         e = _row_exponents([wh] if k == 0 else [wh, wx], w_max)
         S = e + 8  # scale of the pre-activations: weights times the state's 256
         p = f"l{k}_"
-        arrays[p + "h"] = np.clip(_round(wh, e[:, None]), -w_max, w_max).astype(
-            np.float32)
+        arrays[p + "h"] = _ints(wh, e[:, None], w_max)
         if k == 0:
-            arrays[p + "x"] = _round(wx.T + bx, S)  # (vocab, G*H)
-            arrays[p + "bx"] = np.zeros(G * H, np.int64)
+            arrays[p + "x"] = _ints(wx.T + bx, S, ACC_LIMIT)  # (vocab, G*H)
+            arrays[p + "bx"] = np.zeros(G * H, np.float32)
         else:
-            arrays[p + "x"] = np.clip(_round(wx, e[:, None]), -w_max, w_max).astype(
-                np.float32)
-            arrays[p + "bx"] = _round(bx, S)
-        arrays[p + "bh"] = _round(bh, S)
-        arrays[p + "rshift"] = np.maximum(S - LUT_FRAC, 0)
-        arrays[p + "lshift"] = np.maximum(LUT_FRAC - S, 0)
+            arrays[p + "x"] = _ints(wx, e[:, None], w_max)
+            arrays[p + "bx"] = _ints(bx, S, ACC_LIMIT)
+        arrays[p + "bh"] = _ints(bh, S, ACC_LIMIT)
+        arrays[p + "fac"] = np.exp2(LUT_FRAC - S).astype(np.float32)
 
     wo = params["dense_weight"].astype(np.float64)  # (vocab, H)
+    w_max = _w_max(H)
     e_o = int(_row_exponents([wo.reshape(1, -1)], w_max)[0])
-    arrays["out_w"] = np.clip(_round(wo, e_o), -w_max, w_max).astype(np.float32)
-    arrays["out_b"] = _round(params["dense_bias"], e_o + 8)
-    arrays["out_rshift"] = np.array(max(e_o + 8 - EXP_FRAC, 0), np.int64)
-    arrays["out_lshift"] = np.array(max(EXP_FRAC - e_o - 8, 0), np.int64)
+    arrays["out_w"] = _ints(wo, e_o, w_max)
+    arrays["out_b"] = _ints(params["dense_bias"], e_o + 8, ACC_LIMIT)
+    arrays["out_fac"] = np.array(2.0 ** (EXP_FRAC - e_o - 8), np.float32)
     meta = {"engine_version": ENGINE_VERSION, "cell": cell, "num_layers": num_layers,
-            "num_hiddens": num_hiddens, "vocab_size": vocab_size, "name": name,
-            "w_max": w_max, "c_max": C_MAX}
+            "num_hiddens": num_hiddens, "vocab_size": vocab_size, "name": name}
     return ExactModel(arrays, meta)
 
 

@@ -187,12 +187,13 @@ def _plot(history, path):
 
 
 def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
-          plot=None, quantize=True) -> dict:
+          plot=None, quantize=True, epochs: int | None = None) -> dict:
     """Train a model on a corpus and write its directory; return the card.
 
     With ``resume``, continue from ``out_dir/checkpoint`` (written at least
-    every ``cfg.checkpoint_seconds`` seconds and at the end of every epoch),
-    losing at most one interval of work.
+    every ``cfg.checkpoint_seconds`` seconds and after the last epoch),
+    losing at most one interval of work; the configuration is the
+    checkpoint's, except that ``epochs`` may raise the number of epochs.
     """
     ckpt_dir = os.path.join(out_dir, CHECKPOINT_DIR)
     meta = None
@@ -202,6 +203,8 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
         with open(os.path.join(ckpt_dir, "meta.json")) as f:
             meta = json.load(f)
         cfg = TrainConfig(**meta["config"])
+        if epochs:
+            cfg.epochs = epochs
 
     files, raw = read_corpus(corpus_paths)
     if cfg.alphabet == "d2l":
@@ -246,7 +249,7 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
             "sums": sums}, state)
 
     os.makedirs(out_dir, exist_ok=True)
-    tokens_per_sec = 0.0
+    tokens_per_sec = sum(h["tokens"] for h in history) / max(elapsed, 1e-9)
     last_ckpt = time.time()
     num_batches = (len(train_part) - 1) // (cfg.batch_size * cfg.num_steps)
     for epoch in range(start_epoch, cfg.epochs + 1):

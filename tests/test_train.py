@@ -270,16 +270,24 @@ def test_interrupted_run_resumes_where_its_checkpoint_left_off(tmp_path,
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
 
 
-def test_resuming_a_finished_run_trains_no_further(tmp_path):
+def test_resuming_a_finished_run_trains_no_further_unless_asked(tmp_path):
     corpus = _write_corpus(tmp_path / "corpus.txt")
     out_dir = str(tmp_path / "model")
     first = train([corpus], out_dir, _tiny_config(epochs=2), device="cpu",
                   quantize=False)
 
-    # resume reads its epochs from the checkpoint, so raising them does nothing
+    # the configuration comes from the checkpoint: a finished run stays as it was
     card = train([corpus], out_dir, _tiny_config(epochs=4), device="cpu",
                  resume=True, quantize=False)
     assert card["epochs_run"] == 2
-    assert card["hyperparameters"]["epochs"] == 2
     assert card["history"] == first["history"]
     assert card["params_sha256"] == first["params_sha256"]
+    assert card["tokens_per_sec"] > 0
+
+    # epochs= raises the number of epochs and continues the same history
+    card = train([corpus], out_dir, _tiny_config(), device="cpu", resume=True,
+                 quantize=False, epochs=3)
+    assert card["epochs_run"] == 3
+    assert card["hyperparameters"]["epochs"] == 3
+    assert card["history"][:2] == first["history"]
+    assert card["params_sha256"] != first["params_sha256"]
