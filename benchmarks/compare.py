@@ -211,10 +211,11 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
 def run_command(argv: list, src: str, dst: str, work: str) -> tuple:
     """Run ARGV from SRC to DST once; return (seconds, peak KiB, CPU seconds)."""
     report, errors = os.path.join(work, "report"), os.path.join(work, "stderr")
+    named_in, named_out = "{in}" in argv, "{out}" in argv
     argv = [src if a == "{in}" else dst if a == "{out}" else a for a in argv]
     wrapper = [sys.executable, "-I", "-S", "-c", _WRAPPER, report, *argv]
-    with open(src if src not in argv else os.devnull, "rb") as stdin, \
-            open(dst if dst not in argv else os.devnull, "wb") as stdout, \
+    with open(os.devnull if named_in else src, "rb") as stdin, \
+            open(os.devnull if named_out else dst, "wb") as stdout, \
             open(errors, "wb") as stderr:
         done = subprocess.run(wrapper, stdin=stdin, stdout=stdout, stderr=stderr)
     with open(errors, "rb") as f:
@@ -335,11 +336,11 @@ def measure_all(files: list, contenders: list, runs: int, log) -> list:
                         row["status"] = "failed"
                         log(f"ROUND TRIP FAILED: {c.label} did not restore {path}")
     for key, row in rows.items():
-        if done[key] and row["status"] != "failed":
+        if done[key]:
+            failed, note = row["status"] == "failed", row["note"]
             _finish(row, done[key])
-        elif done[key]:
-            _finish(row, done[key])
-            row["status"] = "failed"
+            if failed:
+                row["status"], row["note"] = "failed", note
     return list(rows.values())
 
 

@@ -298,16 +298,19 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
 
     def one(src, dst):
         stream, size = _open_input(src)
+        update, bar = _progress(size or 0, f"decompressing {src}")
         t0 = time.time()
         try:
             if dst is None:
-                info = read_archive(stream, _stdout(), resolve)
+                info = read_archive(stream, _stdout(), resolve, progress=update)
                 _stdout().flush()
             else:
                 with _AtomicOutput(dst, force) as out:
-                    info = read_archive(stream, out.file, resolve)
+                    info = read_archive(stream, out.file, resolve, progress=update)
                     out.commit(like=None if src == "-" else src)
         finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
             if src != "-":
                 stream.close()
         if remove and src != "-" and dst is not None:

@@ -199,7 +199,8 @@ def read_archive(stream, sink, resolve_engine, info_only=False,
     with (or raises). With ``info_only`` the frames are skipped, not decoded.
     Archives written one after another (``compress -c a b``) decode to the
     concatenation of their contents, as with gzip; the info then covers all
-    of them, with ``members`` counting them.
+    of them, with ``members`` counting them. ``progress(n)`` is called with
+    the archive bytes of each frame decoded.
     """
     r = _Reader(stream)
     crc_sink = _CrcSink(sink)
@@ -275,7 +276,7 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
         info.original_size += len(data)
         sink.write(data)
         if progress:
-            progress(len(data))
+            progress(1 + len(fields) + 4 + len(payload))
     fields = r.read(_TRAILER.size, "the trailer")
     (tail_crc,) = _U32.unpack(r.read(4, "the trailer"))
     if zlib.crc32(b"E" + fields) != tail_crc:
