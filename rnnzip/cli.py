@@ -162,6 +162,33 @@ def _open_input(path):
     return open(path, "rb"), os.path.getsize(path)
 
 
+def _convert(src, dst, force, label, run, check=None):
+    """Run ``run(stream, sink, progress)`` from SRC into DST (None: stdout).
+
+    A file output goes through a temporary file, renamed into place only
+    after ``check(tmp_path, info)`` passed; returns what ``run`` returned.
+    """
+    stream, size = _open_input(src)
+    update, bar = _progress(size or 0, f"{label} {src}")
+    try:
+        if dst is None:
+            info = run(stream, _stdout(), update)
+            _stdout().flush()
+        else:
+            with _AtomicOutput(dst, force) as out:
+                info = run(stream, out.file, update)
+                if check:
+                    out.file.flush()
+                    check(out.tmp, info)
+                out.commit(like=None if src == "-" else src)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        if src != "-":
+            stream.close()
+    return info
+
+
 def _run_all(plan, one):
     failed = False
     for src, dst in plan:
@@ -205,27 +232,17 @@ def compress(files, to_stdout, remove, keep, output, force, verbose, device, bac
         if dst is None and sys.stdout.isatty() and not force:
             raise RnnzipError("refusing to write an archive to a terminal; "
                               "redirect standard output or use -f")
-        stream, size = _open_input(src)
-        update, bar = _progress(size or 0, f"compressing {src}")
+
+        def run(stream, sink, update):
+            return write_archive(engine, name, stream, sink, num_segments=segments,
+                                 progress=update)
+
+        def check(tmp, info):
+            if remove and src != "-":
+                _verify(tmp, info.crc, engine)
+
         t0 = time.time()
-        try:
-            if dst is None:
-                info = write_archive(engine, name, stream, _stdout(),
-                                     num_segments=segments, progress=update)
-                _stdout().flush()
-            else:
-                with _AtomicOutput(dst, force) as out:
-                    info = write_archive(engine, name, stream, out.file,
-                                         num_segments=segments, progress=update)
-                    if remove and src != "-":
-                        out.file.flush()
-                        _verify(out.tmp, info.crc, engine)
-                    out.commit(like=None if src == "-" else src)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-            if src != "-":
-                stream.close()
+        info = _convert(src, dst, force, "compressing", run, check)
         if remove and src != "-" and dst is not None:
             os.remove(src)
         if verbose:
@@ -297,22 +314,10 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
     resolve = _resolver(model, backend, device)
 
     def one(src, dst):
-        stream, size = _open_input(src)
-        update, bar = _progress(size or 0, f"decompressing {src}")
         t0 = time.time()
-        try:
-            if dst is None:
-                info = read_archive(stream, _stdout(), resolve, progress=update)
-                _stdout().flush()
-            else:
-                with _AtomicOutput(dst, force) as out:
-                    info = read_archive(stream, out.file, resolve, progress=update)
-                    out.commit(like=None if src == "-" else src)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-            if src != "-":
-                stream.close()
+        info = _convert(src, dst, force, "decompressing",
+                        lambda stream, sink, update: read_archive(
+                            stream, sink, resolve, progress=update))
         if remove and src != "-" and dst is not None:
             os.remove(src)
         if verbose:
@@ -507,6 +512,65 @@ def generate(model_dir, prefix, num_preds, temperature, seed, device):
     from .generate import predict
 
     click.echo(predict(model_dir, prefix, num_preds, temperature, seed, device))
+
+
+@main.command("eval")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-m", "--model", default=None,
+              help=f"Model name or directory [default: {DEFAULT_MODEL}].")
+@click.option("--segments", type=click.IntRange(1, 4096), default=None,
+              help="Parallel segments per frame, as for compress.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (keys in the README).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Draw bits per character along each file (PNG or SVG).")
+@click.option("--window", type=click.IntRange(1), default=None,
+              help="Moving-average window of the plot, in characters "
+                   "[default: 1% of the file, at most 1,000].")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the text with every character shaded by its bits, as "
+                   "one self-contained HTML page.")
+@click.option("--no-classical", is_flag=True,
+              help="Skip gzip, bzip2, xz, zstd, brotli and 7-Zip.")
+@click.option("--no-float", is_flag=True,
+              help="Skip the float Gluon model (and MXNet).")
+@click.option("--backend", type=click.Choice(["auto", "numpy", "mxnet"]),
+              default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Print timings to stderr.")
+def eval_command(files, model, segments, as_json, plot, window, html_path,
+                 no_classical, no_float, backend, device, verbose):
+    """Measure bits per character of FILES against perplexity, and every cost.
+
+    For the float Gluon model: cross-entropy, perplexity and bpc =
+    log2(perplexity). For the exact coding model: bpc on the same bytes.
+    For the archive compress writes: its size split into the model's bits,
+    the cold starts of parallel segments, the coder's overhead and the
+    headers, which add up exactly. Then the model's own size, the archive
+    plus the model's xz-compressed weights, and classical compressors on
+    the same bytes. A model with a preprocessing (--preset d2l) is measured
+    on its preprocessed text, without an archive.
+    """
+    import json
+
+    from .evaluate import PLOT_SUFFIXES, evaluate_files, format_report, write_plot
+
+    if plot and not plot.lower().endswith(PLOT_SUFFIXES):
+        raise click.BadParameter("must end in .png or .svg", param_hint="--plot")
+    result = evaluate_files(files, model, backend=backend, device=device,
+                            num_segments=segments, detail=bool(plot or html_path),
+                            classical=not no_classical, float_model=not no_float,
+                            verbose=verbose)
+    if plot:
+        write_plot(plot, result.details, window)
+    if html_path:
+        from .htmlview import write_html
+
+        write_html(html_path, result.report, result.details)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        click.echo(format_report(result.report), nl=False)
 
 
 if __name__ == "__main__":
