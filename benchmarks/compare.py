@@ -17,7 +17,7 @@ timemachine.txt and tinyshakespeare.txt, when that folder exists. The
 Canterbury large files (bible.txt, world192.txt, E.coli: 11 MB) are left
 out of every directory unless --large is given, because rnnzip codes tens to
 hundreds of KB/s per model. --quick runs each contender once on two files
-(alice29.txt and paper1 by default, the two smallest of a --corpus DIR) as a
+(alice29.txt and xargs.1 by default, the two smallest of a --corpus DIR) as a
 smoke test of a minute or two; the full run is for the README.
 
 For each file and contender: compressed bytes, bits per byte, compress and
@@ -62,7 +62,7 @@ CANTERBURY = ("alice29.txt", "asyoulik.txt", "cp.html", "fields.c", "grammar.lsp
 CALGARY = ("book1", "book2", "paper1", "news")
 LARGE = ("bible.txt", "world192.txt", "E.coli")
 EXTRA = ("timemachine.txt", "tinyshakespeare.txt")
-QUICK = ("alice29.txt", "paper1")
+QUICK = ("alice29.txt", "xargs.1")
 
 # name: (label, programs tried in order, compress args, decompress args,
 #        archive suffix, version args, Debian package). "{in}" and "{out}" stand
@@ -102,9 +102,10 @@ FIELDS = ["file", "bytes", "text", "contender", "kind", "status", "compressed_by
           "compress_peak_MiB", "decompress_peak_MiB", "roundtrip_ok", "runs",
           "compress_runs_s", "decompress_runs_s", "version", "command", "note"]
 
-# Runs one command, times it and reports its own rusage: a child spawned by
-# this small process, not by the benchmark, whose memory the kernel would
-# otherwise count as the child's peak.
+# Runs one command and reports its exit status, wall time, peak resident memory
+# and CPU time. It is spawned from this small process, not from the benchmark,
+# because Linux counts the resident size of the parent at exec time in the
+# child's peak (ru_maxrss): from here that floor is about 8 MiB.
 _WRAPPER = """\
 import os, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
@@ -135,10 +136,19 @@ class _Failed(Exception):
     pass
 
 
+def _shell(argv: list, src: str, dst: str) -> str:
+    """ARGV as a shell line, programs by name, files as SRC and DST."""
+    words = [os.path.basename(argv[0])]
+    words += [{"{in}": src, "{out}": dst}.get(a, a) for a in argv[1:]]
+    words += [] if "{in}" in argv else ["<", src]
+    words += [] if "{out}" in argv else [">", dst]
+    return " ".join(words)
+
+
 def _first_line(argv: list) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError):
         return ""
     for line in (done.stdout + "\n" + done.stderr).splitlines():
@@ -212,12 +222,13 @@ def run_command(argv: list, src: str, dst: str, work: str) -> tuple:
     """Run ARGV from SRC to DST once; return (seconds, peak KiB, CPU seconds)."""
     report, errors = os.path.join(work, "report"), os.path.join(work, "stderr")
     named_in, named_out = "{in}" in argv, "{out}" in argv
-    argv = [src if a == "{in}" else dst if a == "{out}" else a for a in argv]
+    argv = [{"{in}": src, "{out}": dst}.get(a, a) for a in argv]
     wrapper = [sys.executable, "-I", "-S", "-c", _WRAPPER, report, *argv]
     with open(os.devnull if named_in else src, "rb") as stdin, \
             open(os.devnull if named_out else dst, "wb") as stdout, \
             open(errors, "wb") as stderr:
-        done = subprocess.run(wrapper, stdin=stdin, stdout=stdout, stderr=stderr)
+        done = subprocess.run(wrapper, stdin=stdin, stdout=stdout, stderr=stderr,
+                              check=False)
     with open(errors, "rb") as f:
         tail = f.read()[-600:].decode("utf-8", "replace").strip()
     try:
@@ -235,14 +246,14 @@ def run_command(argv: list, src: str, dst: str, work: str) -> tuple:
 
 def _corpus_files(directory: str, large: bool) -> list:
     names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
-    return [os.path.join(directory, n) for n in names
-            if os.path.isfile(os.path.join(directory, n)) and (large or n not in LARGE)]
+    paths = [os.path.join(directory, n) for n in names if large or n not in LARGE]
+    return [p for p in paths if os.path.isfile(p) and os.path.getsize(p) > 0]
 
 
 def select_files(files: list, corpora: list, large: bool, quick: bool) -> list:
     """The files to measure, in order; see the module's docstring."""
     if files:
-        return list(files)
+        return list(dict.fromkeys(files))
     if corpora:
         chosen = [p for d in corpora for p in _corpus_files(d, large)]
         return sorted(chosen, key=os.path.getsize)[:2] if quick else chosen
@@ -283,8 +294,8 @@ def _row(path: str, c: Contender, text: bool) -> dict:
     row = dict.fromkeys(FIELDS)
     row.update(file=os.path.basename(path), bytes=os.path.getsize(path), text=text,
                contender=c.label, kind=c.kind, status=c.status, version=c.version,
-               command=" ".join(os.path.basename(a) if a.startswith("/") else a
-                                for a in c.compress) or None,
+               command=c.compress and (_shell(c.compress, "FILE", "ARCHIVE") + "; "
+                                       + _shell(c.decompress, "ARCHIVE", "FILE")),
                note=c.note or None)
     return row
 
@@ -328,7 +339,7 @@ def measure_all(files: list, contenders: list, runs: int, log) -> list:
                         continue
                     done[path, c.label].append(one)
                     n = row["bytes"] or 1
-                    log(f"run {rep + 1}/{runs}  {row['file']:<20} {c.label:<24} "
+                    log(f"run {rep + 1}/{runs}  {row['file']:<20} {c.label:<26} "
                         f"{8 * one['size'] / n:6.3f} bpb  comp "
                         f"{n / 1e6 / one['compress'][0]:9.3f} MB/s  decomp "
                         f"{n / 1e6 / one['decompress'][0]:9.3f} MB/s")
@@ -362,34 +373,36 @@ def _geomean(values: list) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-def summarize(rows: list) -> tuple:
+def summarize(rows: list) -> dict:
     """Per contender: totals over the text files (all files if none is text)."""
     measured = [r for r in rows if r["kind"] != "published"]
     scope = "text" if any(r["text"] for r in measured) else "all"
-    files = {r["file"] for r in measured if r["text"] or scope == "all"}
-    summary = []
+    sizes = {r["file"]: r["bytes"] for r in measured if r["text"] or scope == "all"}
+    contenders = []
     for label in dict.fromkeys(r["contender"] for r in measured):
         mine = [r for r in measured if r["contender"] == label]
-        good = [r for r in mine if r["status"] == "measured" and r["file"] in files]
+        good = [r for r in mine if r["status"] == "measured" and r["file"] in sizes]
         entry = {"contender": label, "kind": mine[0]["kind"], "files": len(good),
-                 "status": mine[0]["status"] if not good else "measured",
-                 "note": mine[0]["note"]}
-        if len(good) == len(files) and good:
-            total = sum(r["bytes"] for r in good)
-            everything = [r for r in mine if r["status"] == "measured"]
-            entry.update(
-                bits_per_byte=8 * sum(r["compressed_bytes"] for r in good) / total,
-                all_files_bits_per_byte=8 * sum(r["compressed_bytes"]
-                                                for r in everything)
-                / sum(r["bytes"] for r in everything),
-                compress_MBps=_geomean([r["compress_MBps"] for r in good]),
-                decompress_MBps=_geomean([r["decompress_MBps"] for r in good]),
-                compress_peak_MiB=max(r["compress_peak_MiB"] for r in good),
-                decompress_peak_MiB=max(r["decompress_peak_MiB"] for r in good))
-        elif good or any(r["status"] == "failed" for r in mine):
+                 "status": mine[0]["status"], "note": mine[0]["note"]}
+        contenders.append(entry)
+        if mine[0]["status"] in ("missing", "skipped"):
+            continue
+        if len(good) < len(sizes):
             entry["status"] = "incomplete"
-        summary.append(entry)
-    return scope, sorted(files), summary
+            continue
+        everything = [r for r in mine if r["status"] == "measured"]
+        entry.update(
+            status="measured",
+            bits_per_byte=8 * sum(r["compressed_bytes"] for r in good)
+            / sum(sizes.values()),
+            all_files_bits_per_byte=8 * sum(r["compressed_bytes"] for r in everything)
+            / sum(r["bytes"] for r in everything),
+            compress_MBps=_geomean([r["compress_MBps"] for r in good]),
+            decompress_MBps=_geomean([r["decompress_MBps"] for r in good]),
+            compress_peak_MiB=max(r["compress_peak_MiB"] for r in good),
+            decompress_peak_MiB=max(r["decompress_peak_MiB"] for r in good))
+    return {"scope": scope, "files": sorted(sizes), "bytes": sum(sizes.values()),
+            "contenders": contenders}
 
 
 def machine_info(contenders: list) -> dict:
@@ -422,5 +435,265 @@ def machine_info(contenders: list) -> dict:
         with tempfile.TemporaryDirectory() as work:
             src = os.path.join(work, "empty")
             open(src, "wb").close()
-            info["memory_floor_MiB"] = run_command([true], src, os.devnull, work)[1] / 1024
+            peak = run_command([true], src, os.devnull, work)[1]
+            info["memory_floor_MiB"] = peak / 1024
     return info
+
+
+def _speed(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _mem(x, floor) -> str:
+    if x is None:
+        return "-"
+    return f"≤{floor:.0f}" if floor and x <= floor * 1.02 else f"{x:.0f}"
+
+
+_COLUMNS = ("compress MB/s", "decompress MB/s", "peak MiB, compress",
+            "peak MiB, decompress")
+
+
+def _head(*columns) -> list:
+    """A markdown table's two head lines: contender first, numbers right."""
+    align = ["---:" if "round" not in c else "---" for c in columns]
+    return [f"| contender | {' | '.join(columns)} |", f"|---|{'|'.join(align)}|"]
+
+
+def _summary_md(summary: dict, floor) -> list:
+    lines = [(f"## Summary over {len(summary['files'])} {summary['scope']} files "
+              f"({summary['bytes']:,} bytes)"), "",
+             ("bpb: total compressed bits over total original bytes. Speeds: "
+              "geometric means over the files. Memory: the largest over the files."),
+             "", *_head("bpb", "bpb, all files", *_COLUMNS)]
+    for s in summary["contenders"]:
+        if "bits_per_byte" not in s:
+            lines.append(f"| {s['contender']} | {s['status']} | | | | | |")
+            continue
+        lines.append(
+            f"| {s['contender']} | {s['bits_per_byte']:.3f} | "
+            f"{s['all_files_bits_per_byte']:.3f} | {_speed(s['compress_MBps'])} | "
+            f"{_speed(s['decompress_MBps'])} | "
+            f"{_mem(s['compress_peak_MiB'], floor)} | "
+            f"{_mem(s['decompress_peak_MiB'], floor)} |")
+    return lines
+
+
+def _file_md(rows: list, floor) -> list:
+    kind = "text" if rows[0]["text"] else "binary"
+    lines = [f"## {rows[0]['file']} ({rows[0]['bytes']:,} bytes, {kind})", "",
+             *_head("bytes", "bpb", *_COLUMNS, "round trip")]
+    for r in rows:
+        if r["kind"] == "published":
+            lines.append(f"| *{r['contender']} (published)* | - | "
+                         f"*{r['bits_per_byte']:.3f}* | - | - | - | - | "
+                         f"not measured here |")
+        elif r["compressed_bytes"] is None:
+            lines.append(f"| {r['contender']} | {r['status']} | | | | | | |")
+        else:
+            check = "ok" if r["roundtrip_ok"] else "**FAILED**"
+            lines.append(
+                f"| {r['contender']} | {r['compressed_bytes']:,} | "
+                f"{r['bits_per_byte']:.3f} | {_speed(r['compress_MBps'])} | "
+                f"{_speed(r['decompress_MBps'])} | "
+                f"{_mem(r['compress_peak_MiB'], floor)} | "
+                f"{_mem(r['decompress_peak_MiB'], floor)} | {check} |")
+    return lines
+
+
+def _markdown(rows: list, summary: dict, machine: dict, settings: dict) -> str:
+    floor = machine.get("memory_floor_MiB")
+    lines = [
+        "# rnnzip against other compressors", "",
+        (f"Measured by `{settings['command']}` on {machine['date']}: "
+         f"{machine['cpu']}, {machine['cores']} cores, {machine['platform']}."),
+        ("bpb is bits per byte of the compressed file (smaller is better). Speeds "
+         "are MB/s of the original (10^6 bytes per second), the median of the "
+         f"runs (runs: {settings['runs']}), each run a separate process, start-up "
+         "included. Peak memory is the process's largest resident set in MiB "
+         f"(≤{floor or 0:.0f}: at most the measuring wrapper's floor)."), "",
+        *_summary_md(summary, floor)]
+    published = [r for r in rows if r["kind"] == "published"]
+    if published:
+        lines += ["", "## Published figures, not measured here", "",
+                  "| contender | file | bpb | source |", "|---|---|---:|---|"]
+        lines += [f"| {r['contender']} | {r['file']} | {r['bits_per_byte']:.3f} | "
+                  f"{r['note']} |" for r in published]
+    for name in dict.fromkeys(r["file"] for r in rows if r["kind"] != "published"):
+        lines += ["", *_file_md([r for r in rows if r["file"] == name], floor)]
+    notes = [s for s in summary["contenders"] if s["status"] in ("missing", "skipped")]
+    failed = [r for r in rows if r["status"] == "failed"]
+    if notes or failed:
+        lines += ["", "## Not measured or failed", ""]
+        lines += [f"- {s['contender']}: {s['status']}, {s['note']}" for s in notes]
+        lines += [f"- **{r['contender']} FAILED on {r['file']}**: "
+                  f"{r['note'] or 'the round trip did not restore the file'}"
+                  for r in failed]
+    lines += ["", "## Machine and versions", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in machine.items() if k != "versions"]
+    lines += [f"| {k} | {v} |" for k, v in machine["versions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_chart(path: str, summary: dict) -> bool:
+    """Plot bits per byte against decompression speed; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    seen = set()
+    points = [s for s in summary["contenders"] if "bits_per_byte" in s]
+    points.sort(key=lambda s: s["decompress_MBps"])
+    for i, s in enumerate(points):
+        rnn = s["kind"] == "rnnzip"
+        label = "rnnzip models" if rnn else "other compressors"
+        ax.scatter(s["decompress_MBps"], s["bits_per_byte"], s=40,
+                   marker="o" if rnn else "s", color="tab:red" if rnn else "tab:blue",
+                   label=None if label in seen else label)
+        seen.add(label)
+        ax.annotate(s["contender"], (s["decompress_MBps"], s["bits_per_byte"]),
+                    textcoords="offset points", fontsize=8,
+                    xytext=(5, 4 if i % 2 else -11))  # neighbours apart
+    ax.set_xscale("log")
+    ax.set_xlabel("decompression speed, MB/s (geometric mean, log scale)")
+    ax.set_ylabel("bits per byte (total)")
+    ax.set_title(f"Ratio against decompression speed, {len(summary['files'])} "
+                 f"{summary['scope']} files")
+    ax.grid(True, which="both", alpha=0.3)
+    if seen:
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_results(out: str, rows: list, summary: dict, machine: dict,
+                  settings: dict) -> list:
+    """Write results.csv, results.json, results.md and chart.png into OUT."""
+    os.makedirs(out, exist_ok=True)
+    written = [os.path.join(out, n) for n in ("results.csv", "results.json",
+                                              "results.md")]
+    # the CSV repeats the machine on each row, so that every row stands alone
+    versions = machine["versions"]
+    where = {"machine": f"{machine['cpu']}, {machine['cores']} cores, "
+                        f"{machine['platform']}, {machine['date']}",
+             "software": ", ".join(f"{k} {versions[k]}" for k in
+                                   ("python", "rnnzip", "mxnet", "numpy",
+                                    "constriction"))}
+    with open(written[0], "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS + list(where))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**{k: " ".join(f"{t:.6f}" for t in v)
+                                if isinstance(v, list) else v
+                                for k, v in row.items()}, **where})
+    with open(written[1], "w") as f:
+        json.dump({"machine": machine, "settings": settings, "summary": summary,
+                   "rows": rows}, f, indent=1)
+        f.write("\n")
+    with open(written[2], "w") as f:
+        f.write(_markdown(rows, summary, machine, settings))
+    chart = os.path.join(out, "chart.png")
+    if write_chart(chart, summary):
+        written.append(chart)
+    return written
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _names(text: str | None) -> list | None:
+    if text is None:
+        return None
+    names = [] if text == "none" else [n for n in text.split(",") if n]
+    return list(dict.fromkeys(names))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.compare",
+                                 description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[2:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="*", metavar="FILE", help="files to measure")
+    ap.add_argument("--corpus", action="append", default=[], metavar="DIR",
+                    help="measure every file of DIR (may be repeated)")
+    ap.add_argument("--out", default="compare-results", metavar="DIR",
+                    help="where the results go [default: %(default)s]")
+    ap.add_argument("--quick", action="store_true",
+                    help="two files, one run: a smoke test")
+    ap.add_argument("--large", action="store_true",
+                    help="include bible.txt, world192.txt and E.coli")
+    ap.add_argument("--runs", type=int, default=None, metavar="N",
+                    help="runs per file and contender [default: 3, 1 with --quick]")
+    ap.add_argument("--models", metavar="NAME,...",
+                    help="rnnzip models [default: every installed one; none: no "
+                         "rnnzip]")
+    ap.add_argument("--contenders", metavar="NAME,...", default=",".join(CLASSICAL),
+                    help="other compressors, from %(default)s, or none")
+    ap.add_argument("--backend", choices=["auto", "numpy", "mxnet"], default="auto",
+                    help="rnnzip's --backend [default: auto]")
+    ap.add_argument("--device", default="auto", help="rnnzip's --device")
+    args = ap.parse_args(argv)
+
+    # check the arguments before any long work
+    classical = _names(args.contenders)
+    unknown = [n for n in classical if n not in CLASSICAL]
+    if unknown:
+        ap.error(f"unknown contender {unknown[0]!r}; choose from "
+                 f"{', '.join(CLASSICAL)} or none")
+    runs = args.runs or (1 if args.quick else 3)
+    if runs < 1:
+        ap.error(f"--runs must be at least 1, not {runs}")
+    for directory in args.corpus:
+        if not os.path.isdir(directory):
+            ap.error(f"--corpus {directory!r} is not a directory")
+    files = select_files(args.files, args.corpus, args.large, args.quick)
+    if not files:
+        ap.error("no input files: name FILEs or a --corpus DIR (the default, "
+                 f"{os.path.normpath(CORPORA)}/bench, was not found)")
+    for path in files:
+        if not os.path.isfile(path):
+            ap.error(f"{path!r} is not a file")
+    for path in [p for p in files if os.path.getsize(p) == 0]:
+        _log(f"skipped: {path}: empty, there is nothing to compress")
+        files.remove(path)
+    if not files:
+        ap.error("every input file is empty")
+
+    # contenders, with a note for each one that cannot run
+    contenders = (rnnzip_contenders(_names(args.models), args.backend, args.device)
+                  + classical_contenders(classical))
+    for c in contenders:
+        if c.status != "ready":
+            _log(f"{c.status}: {c.label}: {c.note}")
+    machine = machine_info(contenders)
+    settings = {"command": " ".join(["python -m benchmarks.compare",
+                                     *(sys.argv[1:] if argv is None else argv)]),
+                "runs": runs, "quick": args.quick, "large": args.large,
+                "backend": args.backend, "device": args.device,
+                "files": [{"path": p, "bytes": os.path.getsize(p)} for p in files]}
+
+    # measure, add the published figures, summarize and write
+    rows = measure_all(files, contenders, runs, _log) + published_rows(files)
+    summary = summarize(rows)
+    written = write_results(args.out, rows, summary, machine, settings)
+    if not any(p.endswith(".png") for p in written):
+        _log("note: matplotlib is not installed (pip install -e '.[plot]'); "
+             "no chart")
+    _log(f"wrote {', '.join(written)}")
+    print("\n".join(_summary_md(summary, machine.get("memory_floor_MiB"))))
+
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        _log(f"FAILED: {r['contender']} on {r['file']}: "
+             f"{r['note'] or 'the decompressed file differs from the input'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -223,8 +223,8 @@ def compress(files, to_stdout, remove, keep, output, force, verbose, device, bac
 
     if remove and keep:
         raise click.UsageError("--rm and -k/--keep exclude each other")
-    engine, name = load_engine(model, backend, device)
     plan = _plan(files, to_stdout, output, lambda p: p + SUFFIX)
+    engine, name = load_engine(model, backend, device)
 
     def one(src, dst):
         if src != "-" and src.endswith(SUFFIX) and dst and not output:
