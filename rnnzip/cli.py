@@ -550,6 +550,10 @@ def eval_command(files, model, segments, as_json, plot, window, html_path,
     plus the model's xz-compressed weights, and classical compressors on
     the same bytes. A model with a preprocessing (--preset d2l) is measured
     on its preprocessed text, without an archive.
+
+    Known limits: each file is read into memory; measuring the cold starts
+    runs the model step by step over up to 256 KiB, the slowest part; past
+    that, their cost is estimated from those first 256 KiB.
     """
     import json
 

@@ -8,20 +8,23 @@ with a preprocessing (the book's ``d2l`` alphabet) its preprocessed text.
 * exact model: the ideal bits of the integer coding model; float and exact
   figures use the archive's segment layout (each segment starts cold), so the
   two differ by quantization alone;
-* archive: what ``rnnzip compress`` writes, split into the exact model's bits
-  as if every frame were one segment (``model_bits``), what the cold start of
-  the other parallel segments costs (``cold_start_bits``), the range coder's
-  overhead (payload words minus the ideal bits) and the headers and checksums;
-  the four parts add up to the archive's size;
-* the model's own cost: the exact weights compressed with xz, added to the
-  archive (``with_model``), since a receiver needs the compressor too;
+* archive: what ``rnnzip compress`` writes, its bits in four ``parts``:
+  ``model``, the exact model's ideal bits as if every frame were one segment;
+  ``cold_start``, what starting the other parallel segments cold costs;
+  ``coder_overhead``, the range coder's payload less the ideal bits (it can
+  be a little below zero: the coder rounds the probabilities it is given);
+  ``headers``, headers and checksums. They add up to the archive's size.
+* the model's own cost: the exact weights, each array in its smallest integer
+  type, compressed with xz -9e, added to the archive (``with_model``), since a
+  receiver needs the compressor too; across several files it is paid once;
 * classical compressors on the same bytes.
 
 The cold-start cost is measured: the exact model runs over the first frame's
-first ``WARM_LIMIT`` symbols as one segment, against the archive's layout on
-the same symbols. When that covers the whole file it is exact; otherwise the
-cost per cold segment start found there is applied to every segment start of
-the file, and the report says it was estimated.
+first ``WARM_LIMIT`` symbols as one segment (step by step, the slowest part
+of an evaluation), against the archive's layout on the same symbols. When
+that covers the whole file it is exact; otherwise the cost per cold segment
+start found there is applied to every segment start of the file, and the
+report says it was estimated.
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ from .errors import RnnzipError
 from .exact import load_exact
 
 __all__ = ["evaluate", "evaluate_files", "Evaluation", "FileDetail", "format_report",
-           "write_plot", "REPORT_FORMAT", "WARM_LIMIT"]
+           "write_plot", "default_window", "PLOT_SUFFIXES", "REPORT_FORMAT",
+           "WARM_LIMIT"]
 
 REPORT_FORMAT = 1
 WARM_LIMIT = 1 << 18  # symbols coded as one segment to measure the cold start
 TOP_GUESSES = 3
-_XZ = lzma.PRESET_DEFAULT | 9 | lzma.PRESET_EXTREME
+_XZ = 9 | lzma.PRESET_EXTREME
 
 # key, what a user would type, and how (a function, or an external program)
 _CLASSICAL = [
@@ -79,6 +83,7 @@ class FileDetail:
     """
 
     path: str
+    raw: bytes
     symbols: np.ndarray
     bits: np.ndarray
     top: np.ndarray
@@ -278,8 +283,8 @@ def _run_classical(key, how, data: bytes):
 def _classical(data: bytes, n: int) -> dict:
     out = {}
     for key, setting, how in _CLASSICAL:
-        entry = {"setting": setting, "bytes": None, "bpc": None, "seconds": None,
-                 "note": None}
+        entry = {"setting": setting, "bytes": None, "bits": None, "bpc": None,
+                 "seconds": None, "note": None}
         t0 = time.perf_counter()
         try:
             size = _run_classical(key, how, data)
@@ -289,7 +294,7 @@ def _classical(data: bytes, n: int) -> dict:
             why = exc.stderr.decode(errors="replace").strip().splitlines()
             entry["note"] = f"failed: {why[-1] if why else exc.returncode}"
         else:
-            entry.update(bytes=size, bpc=_rate(8 * size, n),
+            entry.update(bytes=size, bits=8 * size, bpc=_rate(8 * size, n),
                          seconds=round(time.perf_counter() - t0, 4))
         out[key] = entry
     return out
@@ -311,19 +316,22 @@ def _exact_entry(bits, n, float_entry):
     return {"bits": bits, "bpc": bpc, "quantization_loss": loss}
 
 
+_PARTS = ("model", "cold_start", "coder_overhead", "headers")
+
+
 def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds):
     n = info.original_size
     ideal = info.ideal_bits
-    coder_bits = 8 * info.coder_bytes
+    parts = {"model": ideal - cold_bits, "cold_start": cold_bits,
+             "coder_overhead": 8 * info.coder_bytes - ideal,
+             "headers": 8 * info.header_bytes}
     return {
         "bytes": info.archive_size,
+        "bits": 8 * info.archive_size,
         "bpc": _rate(8 * info.archive_size, n),
         "frames": len(frames),
         "segments": sum(len(f[4]) for f in frames),
-        "model_bits": ideal - cold_bits,
-        "cold_start_bits": cold_bits,
-        "coder_overhead_bits": coder_bits - ideal,
-        "header_bits": 8 * info.header_bytes,
+        "parts": {k: {"bits": v, "bpc": _rate(v, n)} for k, v in parts.items()},
         "cold_start_measured_on": measured_on,
         "cold_start_estimated": estimated,
         "seconds": round(seconds, 4),
@@ -364,7 +372,7 @@ def _cold_start(engine, symbols, frames, frame_bits, detail_bits):
     return per_start * starts, limit, True
 
 
-def _evaluate_one(path, raw, model_bits_cost, ctx) -> tuple[dict, FileDetail]:
+def _evaluate_one(path, raw, model_bits_cost, ctx):
     alphabet, engine, name = ctx["alphabet"], ctx["engine"], ctx["name"]
     symbols = alphabet.encode(raw).astype(np.int64)
     n = len(symbols)
@@ -380,7 +388,11 @@ def _evaluate_one(path, raw, model_bits_cost, ctx) -> tuple[dict, FileDetail]:
         info = write_archive(engine, name, io.BytesIO(raw), sink,
                              num_segments=ctx["num_segments"])
         seconds = time.perf_counter() - t0
-        assert sink.size == info.archive_size
+        layout = [(f.length, f.seg_len, f.segments) for f in info.frames]
+        if sink.size != info.archive_size or layout != [
+                (e - s, seg_len, len(lengths)) for s, e, _, seg_len, lengths in frames]:
+            raise RuntimeError("internal error: the archive's frames changed; "
+                               "rnnzip.evaluate must follow them")
         say(f"{path}: archive {info.archive_size:,} bytes in {seconds:.1f} s")
 
     # per-character bits, where the pictures, a preprocessed text or a
@@ -427,7 +439,7 @@ def _evaluate_one(path, raw, model_bits_cost, ctx) -> tuple[dict, FileDetail]:
     if detail is None:
         file_detail = None
     else:
-        file_detail = FileDetail(path, symbols, *detail, entry=entry)
+        file_detail = FileDetail(path, raw, symbols, *detail, entry=entry)
     return entry, file_detail
 
 
@@ -439,19 +451,27 @@ def _sum(values):
 def _total(entries, model_bits_cost) -> dict:
     """The files together; the model is sent once."""
     n = sum(e["symbols"] for e in entries)
-    float_bits = _sum(e["float"] and e["float"]["bits"] for e in entries)
+    # an empty file has no float figures and costs nothing
+    float_bits = _sum(e["float"] and e["float"]["bits"] for e in entries
+                      if e["symbols"])
     float_entry = _float_entry(float_bits, n)
     archive = with_model = None
     if all(e["archive"] for e in entries):
         archive = {"bytes": sum(e["archive"]["bytes"] for e in entries)}
-        archive["bpc"] = _rate(8 * archive["bytes"], n)
-        for key in ("frames", "segments", "model_bits", "cold_start_bits",
-                    "coder_overhead_bits", "header_bits", "cold_start_measured_on",
-                    "seconds"):
+        archive["bits"] = 8 * archive["bytes"]
+        archive["bpc"] = _rate(archive["bits"], n)
+        for key in ("frames", "segments"):
             archive[key] = sum(e["archive"][key] for e in entries)
+        archive["parts"] = {}
+        for key in _PARTS:
+            bits = sum(e["archive"]["parts"][key]["bits"] for e in entries)
+            archive["parts"][key] = {"bits": bits, "bpc": _rate(bits, n)}
+        archive["cold_start_measured_on"] = sum(e["archive"]["cold_start_measured_on"]
+                                                for e in entries)
         archive["cold_start_estimated"] = any(e["archive"]["cold_start_estimated"]
                                               for e in entries)
-        bits = 8 * archive["bytes"] + model_bits_cost
+        archive["seconds"] = round(sum(e["archive"]["seconds"] for e in entries), 4)
+        bits = archive["bits"] + model_bits_cost
         with_model = {"bits": bits, "bpc": _rate(bits, n)}
     classical = {}
     for key, setting, _ in _CLASSICAL:
@@ -459,10 +479,12 @@ def _total(entries, model_bits_cost) -> dict:
             continue
         size = _sum(e["classical"][key]["bytes"] for e in entries)
         notes = {e["classical"][key]["note"] for e in entries} - {None}
+        seconds = _sum(e["classical"][key]["seconds"] for e in entries)
         classical[key] = {
             "setting": setting, "bytes": size,
+            "bits": 8 * size if size is not None else None,
             "bpc": _rate(8 * size, n) if size is not None else None,
-            "seconds": _sum(e["classical"][key]["seconds"] for e in entries),
+            "seconds": seconds if seconds is None else round(seconds, 4),
             "note": "; ".join(sorted(notes)) or None}
     return {
         "path": None,
@@ -573,7 +595,7 @@ def _file_lines(entry, model) -> list:
     name = entry["path"] if entry["path"] is not None else "total"
     lines = [f"{name}: {entry['bytes']:,} bytes"
              + (f", {n:,} {unit} evaluated" if entry["preprocessed"] else "")]
-    row = "  {:<30} {:>14} {:>9}  {}".format
+    row = "  {:<28} {:>14} {:>11}  {}".format
     lines.append(row("", "bits", "bpc", ""))
     fl = entry["float"]
     if fl:
@@ -581,7 +603,8 @@ def _file_lines(entry, model) -> list:
                          f"perplexity {fl['perplexity']:.4f}, cross-entropy "
                          f"{fl['cross_entropy']:.4f} nats"))
     else:
-        lines.append(row("float model", "-", "-", "not measured"))
+        lines.append(row("float model", "-", "-",
+                         "nothing to measure" if not n else "not measured"))
     ex = entry["exact"]
     loss = ex["quantization_loss"]
     lines.append(row("exact coding model", f"{ex['bits']:,.0f}", _f(ex["bpc"]),
@@ -589,31 +612,30 @@ def _file_lines(entry, model) -> list:
                      f"quantization loss {100 * loss:+.2f}%"))
     ar = entry["archive"]
     if ar:
-        est = ", estimated" if ar["cold_start_estimated"] else ""
-        lines.append(row("archive", f"{8 * ar['bytes']:,}", _f(ar["bpc"]),
+        est = "estimated" if ar["cold_start_estimated"] else ""
+        lines.append(row("archive", f"{ar['bits']:,}", _f(ar["bpc"]),
                          f"{ar['bytes']:,} bytes, {ar['frames']} frame(s), "
                          f"{ar['segments']} segment(s)"))
-        for label, key, extra in (
-                ("  model, warm", "model_bits", ""),
-                ("  cold starts of segments", "cold_start_bits", est),
-                ("  range coder overhead", "coder_overhead_bits", ""),
-                ("  headers and checksums", "header_bits", "")):
-            lines.append(row(label, f"{ar[key]:,.0f}", _f(_rate(ar[key], n)),
-                             extra.lstrip(", ")))
+        for label, key, note in (("  model, warm", "model", ""),
+                                 ("  cold starts of segments", "cold_start", est),
+                                 ("  range coder overhead", "coder_overhead", ""),
+                                 ("  headers and checksums", "headers", "")):
+            part = ar["parts"][key]
+            lines.append(row(label, f"{part['bits']:,.0f}", _f(part["bpc"]), note))
         wm = entry["with_model"]
         lines.append(row("archive + model (xz)", f"{wm['bits']:,.0f}",
-                         _f(wm["bpc"]), f"the exact weights, {model['exact_xz_bytes']:,}"
-                         f" bytes with xz, sent along"))
+                         _f(wm["bpc"]), f"the exact weights, "
+                         f"{model['exact_xz_bytes']:,} bytes with xz, sent along"))
     else:
         lines.append(row("archive", "-", "-", "none: the model cannot restore "
                                                 "the original bytes"))
-    for key, c in entry["classical"].items():
+    for c in entry["classical"].values():
         if c["bytes"] is None:
             lines.append(row(c["setting"], "-", "-", c["note"] or ""))
         else:
-            lines.append(row(c["setting"], f"{8 * c['bytes']:,}", _f(c["bpc"]),
+            lines.append(row(c["setting"], f"{c['bits']:,}", _f(c["bpc"]),
                              f"{c['bytes']:,} bytes"))
-    return lines
+    return [line.rstrip() for line in lines]
 
 
 def format_report(report: dict) -> str:
@@ -671,6 +693,7 @@ def write_plot(path: str, details, window: int | None = None) -> None:
             from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(len(details), 1, squeeze=False,
                              figsize=(10, 3.2 * len(details) + 0.6))
@@ -692,13 +715,16 @@ def write_plot(path: str, details, window: int | None = None) -> None:
                 label=f"moving average, window {w:,}" if w > 1 else "per character")
         mean = float(d.bits.mean())
         ax.axhline(mean, color="C3", lw=1.4, label=f"mean {mean:.3f} bpc")
-        styles = iter([(0, (5, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)), (0, (6, 3)),
-                       (0, (2, 2)), (0, (4, 1, 1, 1, 1, 1))])
-        for i, c in enumerate(d.entry.get("classical", {}).values()):
+        looks = zip(("C1", "C2", "C4", "C5", "C6", "C8"),
+                    ((0, (5, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)), (0, (6, 3)),
+                     (0, (2, 2)), (0, (4, 1, 1, 1, 1, 1))))
+        for c, (colour, style) in zip(d.entry.get("classical", {}).values(), looks):
             if c["bpc"] is not None:
-                ax.axhline(c["bpc"], color=f"0.{2 + i}", lw=1, ls=next(styles),
+                ax.axhline(c["bpc"], color=colour, lw=1, ls=style,
                            label=f"{c['setting']} {c['bpc']:.3f}")
         ax.set_xlim(0, max(n - 1, 1))
+        ax.xaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_ylim(bottom=0)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
                   frameon=False)

@@ -45,12 +45,17 @@ ACC_LIMIT = (1 << 23) - 1  # bound of a matrix product and of a bias
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
+def _clamp(a, limit):
+    """Clip ``a`` to [-limit, limit] in place (np.clip is slower for this)."""
+    np.maximum(a, -limit, out=a)
+    np.minimum(a, limit, out=a)
+
+
 def _lookup(table, pre, fac):
     """table[clip(floor(pre * fac))]: a nonlinearity at lookup resolution."""
     idx = np.multiply(pre, fac)
     np.floor(idx, out=idx)
-    np.maximum(idx, -LUT_LIMIT, out=idx)
-    np.minimum(idx, LUT_LIMIT, out=idx)
+    _clamp(idx, LUT_LIMIT)
     idx += LUT_LIMIT
     return table[idx.astype(np.intp)]
 
@@ -114,12 +119,12 @@ class ExactModel:
                 r, z = gates[:, :H], gates[:, H:]
                 # n = tanh(u_n + r * v_n), summed in lookup units
                 vn = np.floor(v[:, 2 * H:] * fac[2 * H:])
-                np.clip(vn, -N_LIMIT, N_LIMIT, out=vn)
+                _clamp(vn, N_LIMIT)
                 vn *= r
                 vn *= 1 / 256
                 np.floor(vn, out=vn)
                 un = np.floor(u[:, 2 * H:] * fac[2 * H:])
-                np.clip(un, -N_LIMIT, N_LIMIT, out=un)
+                _clamp(un, N_LIMIT)
                 vn += un
                 n = _lookup(self.tanh, vn, 1.0)
                 # h' = n + z * (h - n)
@@ -140,7 +145,7 @@ class ExactModel:
                 c += i * g
                 c *= 1 / 256
                 np.floor(c, out=c)
-                np.clip(c, -C_MAX, C_MAX, out=c)
+                _clamp(c, C_MAX)
                 h = _lookup(self.tanh, c, 2.0 ** (LUT_FRAC - 8))
                 h *= o
                 h *= 1 / 256
@@ -161,7 +166,7 @@ class ExactModel:
         logits += self.out_b
         logits *= self.out_fac
         np.floor(logits, out=logits)
-        np.clip(logits, -LOGIT_LIMIT, LOGIT_LIMIT, out=logits)
+        _clamp(logits, LOGIT_LIMIT)
         d = logits.max(axis=1, keepdims=True) - logits
         np.minimum(d, len(self.exp) - 1, out=d)
         return self.exp[d.astype(np.intp)]
