@@ -379,9 +379,10 @@ def info(files):
                    f"  identity     {info.identity.hex()}\n"
                    f"  format       version {info.version}\n"
                    f"  original     {info.original_size:,} bytes, crc32 "
-                   f"{info.crc:08x}\n"
+                   f"{'-' if info.crc is None else format(info.crc, '08x')}\n"
                    f"  archive      {info.archive_size:,} bytes "
                    f"({info.header_bytes:,} of headers)\n"
+                   f"  members      {info.members}\n"
                    f"  frames       {len(info.frames)} of up to {info.frame_size:,} "
                    f"bytes, segments per frame {segs}\n"
                    f"  bpc          {bpc:.4f}")

@@ -251,7 +251,8 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
             raise RnnzipError(f"corrupt header of frame {index} (its checksum does "
                               f"not match)")
         length, seg_len, segments, num_words, data_crc = _FRAME.unpack(fields)
-        if (length > info.frame_size or segments == 0 or seg_len * segments < length
+        if (length == 0 or length > info.frame_size or segments == 0
+                or seg_len > length or seg_len * segments < length
                 or seg_len * (segments - 1) >= length):
             raise RnnzipError(f"corrupt header of frame {index}: inconsistent "
                               f"layout ({length} bytes in {segments} segments "

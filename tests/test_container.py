@@ -252,6 +252,13 @@ def test_frame_header_lies_behind_a_good_checksum(archive, key, value, match):
     _fails(packed, match)
 
 
+def test_huge_segment_length_behind_a_good_checksum(archive):
+    # one segment longer than its frame would make the decoder allocate for it
+    f = _fields(archive)
+    packed = _put(_put(archive, f["f1_segments"], 1), f["f1_seg_len"], 2**31)
+    _fails(_reseal(packed), r"^corrupt header of frame 1: inconsistent layout")
+
+
 @pytest.mark.parametrize("delta", [-1, 1])
 def test_frame_word_count_lies_behind_a_good_checksum(archive, delta):
     f = _fields(archive)
