@@ -41,11 +41,8 @@ the text files; needs matplotlib).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import filecmp
-import json
-import math
 import os
 import platform
 import shutil
@@ -53,7 +50,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+
+from .compare_contenders import (CLASSICAL, Contender, classical_contenders,
+                                 rnnzip_contenders)
+from .compare_report import FIELDS, _summary_md, summarize, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPORA = os.path.join(HERE, "..", "..", "shared", "corpora")
@@ -63,27 +63,6 @@ CALGARY = ("book1", "book2", "paper1", "news")
 LARGE = ("bible.txt", "world192.txt", "E.coli")
 EXTRA = ("timemachine.txt", "tinyshakespeare.txt")
 QUICK = ("alice29.txt", "xargs.1")
-
-# name: (label, programs tried in order, compress args, decompress args,
-#        archive suffix, version args, Debian package). "{in}" and "{out}" stand
-# for the input and output files; without them the command reads standard
-# input and writes standard output.
-CLASSICAL = {
-    "gzip": ("gzip -9", ("gzip",), ["-9", "-c"], ["-d", "-c"], ".gz",
-             ["--version"], "gzip"),
-    "bzip2": ("bzip2 -9", ("bzip2",), ["-9", "-c"], ["-d", "-c"], ".bz2",
-              ["--help"], "bzip2"),
-    "xz": ("xz -9e", ("xz",), ["-9e", "-T1", "-c"], ["-d", "-c"], ".xz",
-           ["--version"], "xz-utils"),
-    "zstd": ("zstd --ultra -22", ("zstd",), ["--ultra", "-22", "-q", "-c"],
-             ["-d", "-q", "-c"], ".zst", ["--version"], "zstd"),
-    "brotli": ("brotli -q 11", ("brotli",), ["-q", "11", "-c"], ["-d", "-c"], ".br",
-               ["--version"], "brotli"),
-    "ppmd": ("7-Zip PPMd o8", ("7z", "7zz", "7za"),
-             ["a", "-t7z", "-m0=PPMd:o=8:mem=256m", "-mx=9", "-si", "-bd", "-bso0",
-              "-bsp0", "-y", "{out}"],
-             ["e", "-so", "-bd", "{in}"], ".7z", [], "p7zip-full"),
-}
 
 # (label, file, its size, bits per byte, source): figures from the authors,
 # shown beside ours for the same files, never measured here.
@@ -95,12 +74,6 @@ PUBLISHED = [
     ("ts_zip, 169M model, GPU", "book1", 768771, 1.431,
      "ts_zip author, bellard.org/ts_zip"),
 ]
-
-FIELDS = ["file", "bytes", "text", "contender", "kind", "status", "compressed_bytes",
-          "bits_per_byte", "compress_s", "decompress_s", "compress_MBps",
-          "decompress_MBps", "compress_cpu_s", "decompress_cpu_s",
-          "compress_peak_MiB", "decompress_peak_MiB", "roundtrip_ok", "runs",
-          "compress_runs_s", "decompress_runs_s", "version", "command", "note"]
 
 # Runs one command and reports its exit status, wall time, peak resident memory
 # and CPU time. It is spawned from this small process, not from the benchmark,
@@ -119,19 +92,6 @@ with open(report, "w") as f:
 """
 
 
-@dataclass
-class Contender:
-    name: str
-    label: str
-    kind: str
-    compress: list = field(default_factory=list)
-    decompress: list = field(default_factory=list)
-    suffix: str = ""
-    version: str = ""
-    status: str = "ready"
-    note: str = ""
-
-
 class _Failed(Exception):
     pass
 
@@ -143,79 +103,6 @@ def _shell(argv: list, src: str, dst: str) -> str:
     words += [] if "{in}" in argv else ["<", src]
     words += [] if "{out}" in argv else [">", dst]
     return " ".join(words)
-
-
-def _first_line(argv: list) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    for line in (done.stdout + "\n" + done.stderr).splitlines():
-        line = line.strip(" *")
-        if line:
-            return line.split(" : ")[0][:80]
-    return ""
-
-
-def classical_contenders(names: list) -> list:
-    """Build the classical contenders named, missing ones marked as such."""
-    out = []
-    for name in names:
-        label, programs, comp, decomp, suffix, version_args, package = CLASSICAL[name]
-        path = next(filter(None, map(shutil.which, programs)), None)
-        if path is None:
-            out.append(Contender(name, label, "classical", status="missing",
-                                 note=f"{' / '.join(programs)} not found on PATH "
-                                      f"(Debian/Ubuntu package {package})"))
-            continue
-        out.append(Contender(name, label, "classical", [path, *comp],
-                             [path, *decomp], suffix,
-                             _first_line([path, *version_args])))
-    return out
-
-
-def _rnnzip_command() -> list:
-    script = os.path.join(os.path.dirname(sys.executable), "rnnzip")
-    if os.path.exists(script):
-        return [script]
-    return [sys.executable, "-m", "rnnzip.cli"]
-
-
-def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
-    """Build a contender per rnnzip model: all installed ones, or those named."""
-    from rnnzip import __version__
-    from rnnzip.errors import RnnzipError
-    from rnnzip.modeldir import list_models, read_card
-
-    installed = dict(list_models())
-    command = _rnnzip_command()
-    options = ["--backend", backend, "--device", device]
-    out = []
-    for name in sorted(installed) if names is None else names:
-        c = Contender(name, f"rnnzip {name}", "rnnzip", suffix=".rnz")
-        out.append(c)
-        if name not in installed:
-            c.status = "missing"
-            c.note = "model not installed; `rnnzip models` lists the installed ones"
-            continue
-        try:
-            card = read_card(installed[name])
-        except RnnzipError as exc:
-            c.status, c.note = "skipped", f"unreadable model card: {exc}"
-            continue
-        kind = card["alphabet"]["kind"]
-        if kind != "bytes":
-            c.status = "skipped"
-            c.note = f"alphabet {kind!r} cannot code arbitrary bytes (--preset d2l)"
-            continue
-        arch = card["architecture"]
-        identity = card.get("exact", {}).get("identity", "")
-        c.version = (f"rnnzip {__version__}, {arch['cell']} {arch['num_layers']}x"
-                     f"{arch['num_hiddens']}, model {identity[:12]}")
-        c.compress = [*command, "compress", "-c", "-m", name, *options, "{in}"]
-        c.decompress = [*command, "decompress", "-c", *options, "{in}"]
-    return out
 
 
 def run_command(argv: list, src: str, dst: str, work: str) -> tuple:
@@ -369,42 +256,6 @@ def published_rows(files: list) -> list:
     return rows
 
 
-def _geomean(values: list) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
-def summarize(rows: list) -> dict:
-    """Per contender: totals over the text files (all files if none is text)."""
-    measured = [r for r in rows if r["kind"] != "published"]
-    scope = "text" if any(r["text"] for r in measured) else "all"
-    sizes = {r["file"]: r["bytes"] for r in measured if r["text"] or scope == "all"}
-    contenders = []
-    for label in dict.fromkeys(r["contender"] for r in measured):
-        mine = [r for r in measured if r["contender"] == label]
-        good = [r for r in mine if r["status"] == "measured" and r["file"] in sizes]
-        entry = {"contender": label, "kind": mine[0]["kind"], "files": len(good),
-                 "status": mine[0]["status"], "note": mine[0]["note"]}
-        contenders.append(entry)
-        if mine[0]["status"] in ("missing", "skipped"):
-            continue
-        if len(good) < len(sizes):
-            entry["status"] = "incomplete"
-            continue
-        everything = [r for r in mine if r["status"] == "measured"]
-        entry.update(
-            status="measured",
-            bits_per_byte=8 * sum(r["compressed_bytes"] for r in good)
-            / sum(sizes.values()),
-            all_files_bits_per_byte=8 * sum(r["compressed_bytes"] for r in everything)
-            / sum(r["bytes"] for r in everything),
-            compress_MBps=_geomean([r["compress_MBps"] for r in good]),
-            decompress_MBps=_geomean([r["decompress_MBps"] for r in good]),
-            compress_peak_MiB=max(r["compress_peak_MiB"] for r in good),
-            decompress_peak_MiB=max(r["decompress_peak_MiB"] for r in good))
-    return {"scope": scope, "files": sorted(sizes), "bytes": sum(sizes.values()),
-            "contenders": contenders}
-
-
 def machine_info(contenders: list) -> dict:
     """CPU, cores, memory, operating system and every version that matters."""
     from importlib import metadata
@@ -438,169 +289,6 @@ def machine_info(contenders: list) -> dict:
             peak = run_command([true], src, os.devnull, work)[1]
             info["memory_floor_MiB"] = peak / 1024
     return info
-
-
-def _speed(x) -> str:
-    return "-" if x is None else f"{x:.3g}"
-
-
-def _mem(x, floor) -> str:
-    if x is None:
-        return "-"
-    return f"≤{floor:.0f}" if floor and x <= floor * 1.02 else f"{x:.0f}"
-
-
-_COLUMNS = ("compress MB/s", "decompress MB/s", "peak MiB, compress",
-            "peak MiB, decompress")
-
-
-def _head(*columns) -> list:
-    """A markdown table's two head lines: contender first, numbers right."""
-    align = ["---:" if "round" not in c else "---" for c in columns]
-    return [f"| contender | {' | '.join(columns)} |", f"|---|{'|'.join(align)}|"]
-
-
-def _summary_md(summary: dict, floor) -> list:
-    lines = [(f"## Summary over {len(summary['files'])} {summary['scope']} files "
-              f"({summary['bytes']:,} bytes)"), "",
-             ("bpb: total compressed bits over total original bytes. Speeds: "
-              "geometric means over the files. Memory: the largest over the files."),
-             "", *_head("bpb", "bpb, all files", *_COLUMNS)]
-    for s in summary["contenders"]:
-        if "bits_per_byte" not in s:
-            lines.append(f"| {s['contender']} | {s['status']} | | | | | |")
-            continue
-        lines.append(
-            f"| {s['contender']} | {s['bits_per_byte']:.3f} | "
-            f"{s['all_files_bits_per_byte']:.3f} | {_speed(s['compress_MBps'])} | "
-            f"{_speed(s['decompress_MBps'])} | "
-            f"{_mem(s['compress_peak_MiB'], floor)} | "
-            f"{_mem(s['decompress_peak_MiB'], floor)} |")
-    return lines
-
-
-def _file_md(rows: list, floor) -> list:
-    kind = "text" if rows[0]["text"] else "binary"
-    lines = [f"## {rows[0]['file']} ({rows[0]['bytes']:,} bytes, {kind})", "",
-             *_head("bytes", "bpb", *_COLUMNS, "round trip")]
-    for r in rows:
-        if r["kind"] == "published":
-            lines.append(f"| *{r['contender']} (published)* | - | "
-                         f"*{r['bits_per_byte']:.3f}* | - | - | - | - | "
-                         f"not measured here |")
-        elif r["compressed_bytes"] is None:
-            lines.append(f"| {r['contender']} | {r['status']} | | | | | | |")
-        else:
-            check = "ok" if r["roundtrip_ok"] else "**FAILED**"
-            lines.append(
-                f"| {r['contender']} | {r['compressed_bytes']:,} | "
-                f"{r['bits_per_byte']:.3f} | {_speed(r['compress_MBps'])} | "
-                f"{_speed(r['decompress_MBps'])} | "
-                f"{_mem(r['compress_peak_MiB'], floor)} | "
-                f"{_mem(r['decompress_peak_MiB'], floor)} | {check} |")
-    return lines
-
-
-def _markdown(rows: list, summary: dict, machine: dict, settings: dict) -> str:
-    floor = machine.get("memory_floor_MiB")
-    lines = [
-        "# rnnzip against other compressors", "",
-        (f"Measured by `{settings['command']}` on {machine['date']}: "
-         f"{machine['cpu']}, {machine['cores']} cores, {machine['platform']}."),
-        ("bpb is bits per byte of the compressed file (smaller is better). Speeds "
-         "are MB/s of the original (10^6 bytes per second), the median of the "
-         f"runs (runs: {settings['runs']}), each run a separate process, start-up "
-         "included. Peak memory is the process's largest resident set in MiB "
-         f"(≤{floor or 0:.0f}: at most the measuring wrapper's floor)."), "",
-        *_summary_md(summary, floor)]
-    published = [r for r in rows if r["kind"] == "published"]
-    if published:
-        lines += ["", "## Published figures, not measured here", "",
-                  "| contender | file | bpb | source |", "|---|---|---:|---|"]
-        lines += [f"| {r['contender']} | {r['file']} | {r['bits_per_byte']:.3f} | "
-                  f"{r['note']} |" for r in published]
-    for name in dict.fromkeys(r["file"] for r in rows if r["kind"] != "published"):
-        lines += ["", *_file_md([r for r in rows if r["file"] == name], floor)]
-    notes = [s for s in summary["contenders"] if s["status"] in ("missing", "skipped")]
-    failed = [r for r in rows if r["status"] == "failed"]
-    if notes or failed:
-        lines += ["", "## Not measured or failed", ""]
-        lines += [f"- {s['contender']}: {s['status']}, {s['note']}" for s in notes]
-        lines += [f"- **{r['contender']} FAILED on {r['file']}**: "
-                  f"{r['note'] or 'the round trip did not restore the file'}"
-                  for r in failed]
-    lines += ["", "## Machine and versions", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in machine.items() if k != "versions"]
-    lines += [f"| {k} | {v} |" for k, v in machine["versions"].items()]
-    return "\n".join(lines) + "\n"
-
-
-def write_chart(path: str, summary: dict) -> bool:
-    """Plot bits per byte against decompression speed; False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    seen = set()
-    points = [s for s in summary["contenders"] if "bits_per_byte" in s]
-    points.sort(key=lambda s: s["decompress_MBps"])
-    for i, s in enumerate(points):
-        rnn = s["kind"] == "rnnzip"
-        label = "rnnzip models" if rnn else "other compressors"
-        ax.scatter(s["decompress_MBps"], s["bits_per_byte"], s=40,
-                   marker="o" if rnn else "s", color="tab:red" if rnn else "tab:blue",
-                   label=None if label in seen else label)
-        seen.add(label)
-        ax.annotate(s["contender"], (s["decompress_MBps"], s["bits_per_byte"]),
-                    textcoords="offset points", fontsize=8,
-                    xytext=(5, 4 if i % 2 else -11))  # neighbours apart
-    ax.set_xscale("log")
-    ax.set_xlabel("decompression speed, MB/s (geometric mean, log scale)")
-    ax.set_ylabel("bits per byte (total)")
-    ax.set_title(f"Ratio against decompression speed, {len(summary['files'])} "
-                 f"{summary['scope']} files")
-    ax.grid(True, which="both", alpha=0.3)
-    if seen:
-        ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def write_results(out: str, rows: list, summary: dict, machine: dict,
-                  settings: dict) -> list:
-    """Write results.csv, results.json, results.md and chart.png into OUT."""
-    os.makedirs(out, exist_ok=True)
-    written = [os.path.join(out, n) for n in ("results.csv", "results.json",
-                                              "results.md")]
-    # the CSV repeats the machine on each row, so that every row stands alone
-    versions = machine["versions"]
-    where = {"machine": f"{machine['cpu']}, {machine['cores']} cores, "
-                        f"{machine['platform']}, {machine['date']}",
-             "software": ", ".join(f"{k} {versions[k]}" for k in
-                                   ("python", "rnnzip", "mxnet", "numpy",
-                                    "constriction"))}
-    with open(written[0], "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS + list(where))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**{k: " ".join(f"{t:.6f}" for t in v)
-                                if isinstance(v, list) else v
-                                for k, v in row.items()}, **where})
-    with open(written[1], "w") as f:
-        json.dump({"machine": machine, "settings": settings, "summary": summary,
-                   "rows": rows}, f, indent=1)
-        f.write("\n")
-    with open(written[2], "w") as f:
-        f.write(_markdown(rows, summary, machine, settings))
-    chart = os.path.join(out, "chart.png")
-    if write_chart(chart, summary):
-        written.append(chart)
-    return written
 
 
 def _log(message: str) -> None:

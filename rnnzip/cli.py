@@ -558,7 +558,8 @@ def eval_command(files, model, segments, as_json, plot, window, html_path,
     """
     import json
 
-    from .evaluate import PLOT_SUFFIXES, evaluate_files, format_report, write_plot
+    from .evalreport import PLOT_SUFFIXES, format_report, write_plot
+    from .evaluate import evaluate_files
 
     if plot and not plot.lower().endswith(PLOT_SUFFIXES):
         raise click.BadParameter("must end in .png or .svg", param_hint="--plot")

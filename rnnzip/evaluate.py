@@ -25,21 +25,17 @@ of an evaluation), against the archive's layout on the same symbols. When
 that covers the whole file it is exact; otherwise the cost per cold segment
 start found there is applied to every segment start of the file, and the
 report says it was estimated.
+
+The entries of the report (the model, the figures, the classical compressors
+and the total) are built in :mod:`rnnzip.evalentries`; the table that
+``rnnzip eval`` prints and the plot are drawn by :mod:`rnnzip.evalreport`.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import json
-import lzma
-import math
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -51,27 +47,16 @@ from .codec import MIN_SEGMENT, choose_segments, frame_frequencies, segment_layo
 from .container import FRAME_SIZE, write_archive
 from .data import Alphabet, d2l_preprocess
 from .errors import RnnzipError
+from .evalentries import (_archive_entry, _classical, _exact_entry, _float_entry,
+                          _model_entry, _rate, _total)
 from .exact import load_exact
 
-__all__ = ["evaluate", "evaluate_files", "Evaluation", "FileDetail", "format_report",
-           "write_plot", "default_window", "PLOT_SUFFIXES", "REPORT_FORMAT",
+__all__ = ["evaluate", "evaluate_files", "Evaluation", "FileDetail", "REPORT_FORMAT",
            "WARM_LIMIT"]
 
 REPORT_FORMAT = 1
 WARM_LIMIT = 1 << 18  # symbols coded as one segment to measure the cold start
 TOP_GUESSES = 3
-_XZ = 9 | lzma.PRESET_EXTREME
-
-# key, what a user would type, and how (a function, or an external program)
-_CLASSICAL = [
-    ("gzip", "gzip -9", lambda d: gzip.compress(d, 9, mtime=0)),
-    ("bzip2", "bzip2 -9", lambda d: bz2.compress(d, 9)),
-    ("xz", "xz -9e", lambda d: lzma.compress(d, preset=_XZ)),
-    ("zstd", "zstd --ultra -22", ["zstd", "-q", "--ultra", "-22", "-c"]),
-    ("brotli", "brotli -q 11", ["brotli", "-q", "11", "-c"]),
-    ("ppmd", "7z PPMd o=8 mem=256m", ["7z", "a", "-t7z", "-m0=PPMd:o=8:mem=256m",
-                                      "-mx=9", "-bd", "-y"]),
-]
 
 
 @dataclass
@@ -95,10 +80,6 @@ class FileDetail:
 class Evaluation:
     report: dict
     details: list
-
-
-def _rate(bits, n):
-    return None if bits is None or not n else bits / n
 
 
 def _frames(n: int, num_segments: int | None):
@@ -157,32 +138,6 @@ def _warm_bits(engine, symbols) -> float:
     return exact_bits(engine, symbols, num_segments=1)
 
 
-def _count_params(arch: dict) -> int:
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[arch["cell"]]
-    H, V = arch["num_hiddens"], arch["vocab_size"]
-    count = 0
-    for k in range(arch["num_layers"]):
-        inputs = V if k == 0 else H
-        count += gates * H * (inputs + H + 2)
-    return count + V * H + V
-
-
-def _packed_exact(model) -> bytes:
-    """The exact model's arrays, each in the smallest integer type that holds it."""
-    chunks = [json.dumps(model.meta, sort_keys=True).encode() + b"\n"]
-    for key in sorted(model.arrays):
-        arr = np.asarray(model.arrays[key])
-        if np.all(np.floor(arr) == arr):
-            for dtype in (np.int8, np.int16, np.int32):
-                info = np.iinfo(dtype)
-                if arr.size == 0 or (arr.min() >= info.min and arr.max() <= info.max):
-                    arr = arr.astype(dtype)
-                    break
-        chunks.append(f"{key} {arr.dtype.str} {arr.shape}\n".encode())
-        chunks.append(np.ascontiguousarray(arr).tobytes())
-    return b"".join(chunks)
-
-
 def _load_model(model, backend, device):
     """Find a model; return (dir, card, alphabet, exact numpy model, engine)."""
     model_dir = os.path.abspath(modeldir.find_model(model))
@@ -206,28 +161,6 @@ def _load_model(model, backend, device):
     return model_dir, card, alphabet, numpy_model, engine
 
 
-def _model_entry(model_dir, card, alphabet, numpy_model) -> dict:
-    arch = card["architecture"]
-    params = os.path.join(model_dir, modeldir.PARAMS_NAME)
-    return {
-        "name": card.get("name") or os.path.basename(model_dir),
-        "path": model_dir,
-        "identity": numpy_model.identity,
-        "cell": arch["cell"],
-        "num_layers": arch["num_layers"],
-        "num_hiddens": arch["num_hiddens"],
-        "vocab_size": arch["vocab_size"],
-        "alphabet": alphabet.kind,
-        "preprocessing": card["alphabet"].get("preprocessing") or (
-            None if alphabet.lossless else alphabet.kind),
-        "num_params": int(card.get("num_params") or _count_params(arch)),
-        "float_params_bytes": os.path.getsize(params) if os.path.exists(params)
-        else None,
-        "exact_bytes": os.path.getsize(os.path.join(model_dir, modeldir.EXACT_NAME)),
-        "exact_xz_bytes": len(lzma.compress(_packed_exact(numpy_model), preset=_XZ)),
-    }
-
-
 def _load_float(model_dir, device, notes):
     """The Gluon model and its context, or None with a note saying why."""
     if not os.path.exists(os.path.join(model_dir, modeldir.PARAMS_NAME)):
@@ -249,93 +182,6 @@ def _float_bits(float_model, symbols, frames) -> float:
     model, ctx = float_model
     return sum(float_bits(model, ctx, symbols[start:end], num_segments=asked)
                for start, end, asked, _, _ in frames)
-
-
-def _seven_zip():
-    for name in ("7z", "7za", "7zz"):
-        if shutil.which(name):
-            return name
-    return None
-
-
-def _run_classical(key, how, data: bytes):
-    """Compressed size of ``data``; raise FileNotFoundError when not installed."""
-    if callable(how):
-        return len(how(data))
-    if key == "ppmd":
-        program = _seven_zip()
-        if program is None:
-            raise FileNotFoundError(how[0])
-        with tempfile.TemporaryDirectory(prefix="rnnzip-eval-") as tmp:
-            with open(os.path.join(tmp, "data"), "wb") as f:
-                f.write(data)
-            subprocess.run([program] + how[1:] + ["out.7z", "data"], cwd=tmp,
-                           check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-            return os.path.getsize(os.path.join(tmp, "out.7z"))
-    if shutil.which(how[0]) is None:
-        raise FileNotFoundError(how[0])
-    done = subprocess.run(how, input=data, check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-    return len(done.stdout)
-
-
-def _classical(data: bytes, n: int) -> dict:
-    out = {}
-    for key, setting, how in _CLASSICAL:
-        entry = {"setting": setting, "bytes": None, "bits": None, "bpc": None,
-                 "seconds": None, "note": None}
-        t0 = time.perf_counter()
-        try:
-            size = _run_classical(key, how, data)
-        except FileNotFoundError:
-            entry["note"] = "not installed"
-        except subprocess.CalledProcessError as exc:
-            why = exc.stderr.decode(errors="replace").strip().splitlines()
-            entry["note"] = f"failed: {why[-1] if why else exc.returncode}"
-        else:
-            entry.update(bytes=size, bits=8 * size, bpc=_rate(8 * size, n),
-                         seconds=round(time.perf_counter() - t0, 4))
-        out[key] = entry
-    return out
-
-
-def _float_entry(bits, n):
-    if bits is None or not n:
-        return None
-    nats = bits * math.log(2) / n
-    return {"bits": bits, "cross_entropy": nats, "perplexity": math.exp(nats),
-            "bpc": bits / n}
-
-
-def _exact_entry(bits, n, float_entry):
-    bpc = _rate(bits, n)
-    loss = None
-    if float_entry and bpc is not None and float_entry["bpc"] > 0:
-        loss = bpc / float_entry["bpc"] - 1
-    return {"bits": bits, "bpc": bpc, "quantization_loss": loss}
-
-
-_PARTS = ("model", "cold_start", "coder_overhead", "headers")
-
-
-def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds):
-    n = info.original_size
-    ideal = info.ideal_bits
-    parts = {"model": ideal - cold_bits, "cold_start": cold_bits,
-             "coder_overhead": 8 * info.coder_bytes - ideal,
-             "headers": 8 * info.header_bytes}
-    return {
-        "bytes": info.archive_size,
-        "bits": 8 * info.archive_size,
-        "bpc": _rate(8 * info.archive_size, n),
-        "frames": len(frames),
-        "segments": sum(len(f[4]) for f in frames),
-        "parts": {k: {"bits": v, "bpc": _rate(v, n)} for k, v in parts.items()},
-        "cold_start_measured_on": measured_on,
-        "cold_start_estimated": estimated,
-        "seconds": round(seconds, 4),
-    }
 
 
 class _Counter:
@@ -443,63 +289,6 @@ def _evaluate_one(path, raw, model_bits_cost, ctx):
     return entry, file_detail
 
 
-def _sum(values):
-    values = list(values)
-    return None if not values or any(v is None for v in values) else sum(values)
-
-
-def _total(entries, model_bits_cost) -> dict:
-    """The files together; the model is sent once."""
-    n = sum(e["symbols"] for e in entries)
-    # an empty file has no float figures and costs nothing
-    float_bits = _sum(e["float"] and e["float"]["bits"] for e in entries
-                      if e["symbols"])
-    float_entry = _float_entry(float_bits, n)
-    archive = with_model = None
-    if all(e["archive"] for e in entries):
-        archive = {"bytes": sum(e["archive"]["bytes"] for e in entries)}
-        archive["bits"] = 8 * archive["bytes"]
-        archive["bpc"] = _rate(archive["bits"], n)
-        for key in ("frames", "segments"):
-            archive[key] = sum(e["archive"][key] for e in entries)
-        archive["parts"] = {}
-        for key in _PARTS:
-            bits = sum(e["archive"]["parts"][key]["bits"] for e in entries)
-            archive["parts"][key] = {"bits": bits, "bpc": _rate(bits, n)}
-        archive["cold_start_measured_on"] = sum(e["archive"]["cold_start_measured_on"]
-                                                for e in entries)
-        archive["cold_start_estimated"] = any(e["archive"]["cold_start_estimated"]
-                                              for e in entries)
-        archive["seconds"] = round(sum(e["archive"]["seconds"] for e in entries), 4)
-        bits = archive["bits"] + model_bits_cost
-        with_model = {"bits": bits, "bpc": _rate(bits, n)}
-    classical = {}
-    for key, setting, _ in _CLASSICAL:
-        if not all(key in e["classical"] for e in entries):
-            continue
-        size = _sum(e["classical"][key]["bytes"] for e in entries)
-        notes = {e["classical"][key]["note"] for e in entries} - {None}
-        seconds = _sum(e["classical"][key]["seconds"] for e in entries)
-        classical[key] = {
-            "setting": setting, "bytes": size,
-            "bits": 8 * size if size is not None else None,
-            "bpc": _rate(8 * size, n) if size is not None else None,
-            "seconds": seconds if seconds is None else round(seconds, 4),
-            "note": "; ".join(sorted(notes)) or None}
-    return {
-        "path": None,
-        "bytes": sum(e["bytes"] for e in entries),
-        "symbols": n,
-        "preprocessed": any(e["preprocessed"] for e in entries),
-        "float": float_entry,
-        "exact": _exact_entry(sum(e["exact"]["bits"] for e in entries), n,
-                              float_entry),
-        "archive": archive,
-        "with_model": with_model,
-        "classical": classical,
-    }
-
-
 def _read(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
@@ -516,7 +305,7 @@ def evaluate_files(paths, model: str | None = None, *, backend: str = "auto",
     """Evaluate ``model`` on the files ``paths``; keep per-character detail.
 
     Like :func:`evaluate`; with ``detail`` the result's ``details`` hold a
-    :class:`FileDetail` per file for :func:`write_plot` and
+    :class:`FileDetail` per file for :func:`rnnzip.evalreport.write_plot` and
     :func:`rnnzip.htmlview.write_html`.
     """
     paths = list(paths)
@@ -581,153 +370,3 @@ def evaluate(paths, model: str | None = None, *, backend: str = "auto",
     return evaluate_files(paths, model, backend=backend, device=device,
                           num_segments=num_segments, classical=classical,
                           float_model=float_model).report
-
-
-# -- the table ---------------------------------------------------------------
-
-def _f(value, fmt="{:.4f}"):
-    return "-" if value is None else fmt.format(value)
-
-
-def _file_lines(entry, model) -> list:
-    n = entry["symbols"]
-    unit = "preprocessed characters" if entry["preprocessed"] else "bytes"
-    name = entry["path"] if entry["path"] is not None else "total"
-    lines = [f"{name}: {entry['bytes']:,} bytes"
-             + (f", {n:,} {unit} evaluated" if entry["preprocessed"] else "")]
-    row = "  {:<28} {:>14} {:>11}  {}".format
-    lines.append(row("", "bits", "bpc", ""))
-    fl = entry["float"]
-    if fl:
-        lines.append(row("float model", f"{fl['bits']:,.0f}", _f(fl["bpc"]),
-                         f"perplexity {fl['perplexity']:.4f}, cross-entropy "
-                         f"{fl['cross_entropy']:.4f} nats"))
-    else:
-        lines.append(row("float model", "-", "-",
-                         "nothing to measure" if not n else "not measured"))
-    ex = entry["exact"]
-    loss = ex["quantization_loss"]
-    lines.append(row("exact coding model", f"{ex['bits']:,.0f}", _f(ex["bpc"]),
-                     "" if loss is None else
-                     f"quantization loss {100 * loss:+.2f}%"))
-    ar = entry["archive"]
-    if ar:
-        est = "estimated" if ar["cold_start_estimated"] else ""
-        lines.append(row("archive", f"{ar['bits']:,}", _f(ar["bpc"]),
-                         f"{ar['bytes']:,} bytes, {ar['frames']} frame(s), "
-                         f"{ar['segments']} segment(s)"))
-        for label, key, note in (("  model, warm", "model", ""),
-                                 ("  cold starts of segments", "cold_start", est),
-                                 ("  range coder overhead", "coder_overhead", ""),
-                                 ("  headers and checksums", "headers", "")):
-            part = ar["parts"][key]
-            lines.append(row(label, f"{part['bits']:,.0f}", _f(part["bpc"]), note))
-        wm = entry["with_model"]
-        lines.append(row("archive + model (xz)", f"{wm['bits']:,.0f}",
-                         _f(wm["bpc"]), f"the exact weights, "
-                         f"{model['exact_xz_bytes']:,} bytes with xz, sent along"))
-    else:
-        lines.append(row("archive", "-", "-", "none: the model cannot restore "
-                                                "the original bytes"))
-    for c in entry["classical"].values():
-        if c["bytes"] is None:
-            lines.append(row(c["setting"], "-", "-", c["note"] or ""))
-        else:
-            lines.append(row(c["setting"], f"{c['bits']:,}", _f(c["bpc"]),
-                             f"{c['bytes']:,} bytes"))
-    return [line.rstrip() for line in lines]
-
-
-def format_report(report: dict) -> str:
-    """The report as the human-readable table ``rnnzip eval`` prints."""
-    m = report["model"]
-    float_size = (f"{m['float_params_bytes']:,} bytes" if m["float_params_bytes"]
-                  is not None else "not present")
-    lines = [f"model {m['name']}: {m['cell']} {m['num_layers']}x{m['num_hiddens']}, "
-             f"{m['alphabet']} alphabet of {m['vocab_size']}, "
-             f"{m['num_params']:,} parameters",
-             f"  float parameters {float_size}; exact weights "
-             f"{m['exact_bytes']:,} bytes, {m['exact_xz_bytes']:,} with xz -9e"]
-    if m["alphabet"] != "bytes":
-        lines.append(f"  PREPROCESSED: the text is evaluated after the model's "
-                     f"preprocessing ({m['preprocessing']}), not as its bytes")
-    lines.append("")
-    for entry in report["files"]:
-        lines += _file_lines(entry, m) + [""]
-    if len(report["files"]) > 1:
-        lines += _file_lines(report["total"], m) + [""]
-    if report["compressors_not_found"]:
-        lines.append("not installed: " + ", ".join(report["compressors_not_found"]))
-    for note in report["notes"]:
-        lines.append(f"note: {note}")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-# -- the plot ----------------------------------------------------------------
-
-PLOT_SUFFIXES = (".png", ".svg")
-
-
-def default_window(n: int) -> int:
-    """Moving-average window of the plot: about 1% of the text, 1 to 1,000."""
-    return max(1, min(1000, n // 100))
-
-
-def _moving_average(bits, window):
-    csum = np.concatenate([[0.0], np.cumsum(bits)])
-    avg = (csum[window:] - csum[:-window]) / window
-    x = np.arange(len(avg)) + (window - 1) / 2
-    step = max(1, len(avg) // 20000)
-    return x[::step], avg[::step]
-
-
-def write_plot(path: str, details, window: int | None = None) -> None:
-    """Draw bits per character along each file into ``path`` (PNG or SVG)."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in PLOT_SUFFIXES:
-        raise ValueError(f"plot file {path!r} must end in .png or .svg")
-    try:
-        import matplotlib
-    except ImportError:
-        raise RnnzipError("--plot needs matplotlib: pip install 'rnnzip[plot]'") \
-            from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, axes = plt.subplots(len(details), 1, squeeze=False,
-                             figsize=(10, 3.2 * len(details) + 0.6))
-    for ax, d in zip(axes[:, 0], details):
-        n = len(d.bits)
-        unit = "preprocessed character" if d.entry.get("preprocessed") else "byte"
-        name = os.path.basename(d.path) if d.path != "-" else "standard input"
-        ax.set_title(f"{name}: bits per {unit}, exact coding model", fontsize=10)
-        ax.set_xlabel(f"{unit} position")
-        ax.set_ylabel("bits")
-        ax.grid(True, alpha=0.3)
-        if n == 0:
-            ax.text(0.5, 0.5, "empty file", ha="center", va="center",
-                    transform=ax.transAxes)
-            continue
-        w = min(window or default_window(n), n)
-        x, avg = _moving_average(d.bits, w)
-        ax.plot(x, avg, lw=0.9, color="C0",
-                label=f"moving average, window {w:,}" if w > 1 else "per character")
-        mean = float(d.bits.mean())
-        ax.axhline(mean, color="C3", lw=1.4, label=f"mean {mean:.3f} bpc")
-        looks = zip(("C1", "C2", "C4", "C5", "C6", "C8"),
-                    ((0, (5, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)), (0, (6, 3)),
-                     (0, (2, 2)), (0, (4, 1, 1, 1, 1, 1))))
-        for c, (colour, style) in zip(d.entry.get("classical", {}).values(), looks):
-            if c["bpc"] is not None:
-                ax.axhline(c["bpc"], color=colour, lw=1, ls=style,
-                           label=f"{c['setting']} {c['bpc']:.3f}")
-        ax.set_xlim(0, max(n - 1, 1))
-        ax.xaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.set_ylim(bottom=0)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
-                  frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

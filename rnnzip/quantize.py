@@ -153,5 +153,8 @@ def quantize_model_dir(model_dir: str, valid_symbols=None) -> dict:
                       "float_bpc": round(fb, 5), "exact_bpc": round(eb, 5),
                       "quantization_loss": round(eb / fb - 1, 5)})
     card["exact"] = exact
+    card["size_on_disk"] = sum(
+        os.path.getsize(os.path.join(model_dir, name))
+        for name in (modeldir.PARAMS_NAME, modeldir.EXACT_NAME, modeldir.CARD_NAME))
     modeldir.write_card(model_dir, card)
     return card

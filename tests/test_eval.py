@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from rnnzip import evaluate as evaluate_module
 from rnnzip.cli import main
 from rnnzip.data import d2l_preprocess
-from rnnzip.evaluate import evaluate, evaluate_files, format_report
+from rnnzip.evalreport import format_report
+from rnnzip.evaluate import evaluate, evaluate_files
 
 _WORDS = ("the time traveller for so it will be convenient to speak of him was "
           "expounding a recondite matter to us his grey eyes shone and twinkled "
@@ -203,7 +204,7 @@ def test_classical_compressors_on_the_same_bytes(tiny_gru, files, monkeypatch):
                                        "ppmd"}
 
     # missing programs are named, not fatal
-    monkeypatch.setattr(evaluate_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     report = evaluate([files["text"]], tiny_gru)
     classical = report["files"][0]["classical"]
     assert report["compressors_not_found"] == ["7z", "brotli", "zstd"]
