@@ -420,7 +420,8 @@ def models():
               help="[default: 1]")
 @click.option("--num-hiddens", type=click.IntRange(1, 4096), default=None,
               help="[default: 256]")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: 32]")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="[default: 32]")
 @click.option("--num-steps", type=click.IntRange(1), default=None, help="[default: 35]")
 @click.option("--lr", type=float, default=None, help="Learning rate [default: 1].")
 @click.option("--lr-decay", type=float, default=None,

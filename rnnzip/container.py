@@ -187,7 +187,8 @@ def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
         raise RnnzipError(f"archive header has unknown flags {flags:#04x}")
     info = ArchiveInfo(version=version, identity=identity,
                        model_name=name.decode("utf-8", errors="replace"),
-                       frame_size=_U32.unpack(frame_size)[0], header_bytes=len(head) + 4)
+                       frame_size=_U32.unpack(frame_size)[0],
+                       header_bytes=len(head) + 4)
     return info, r
 
 

@@ -77,7 +77,8 @@ class ExactModel:
         self.vocab_size = meta["vocab_size"]
         self.identity = model_identity(arrays, meta)
         a = arrays
-        self.sig, self.tanh, self.exp = a["sigmoid_table"], a["tanh_table"], a["exp_table"]
+        self.sig, self.tanh = a["sigmoid_table"], a["tanh_table"]
+        self.exp = a["exp_table"]
         self.layers = []
         for k in range(self.num_layers):
             p = f"l{k}_"

@@ -3,8 +3,8 @@
 The same integer rules as :class:`rnnzip.exact.ExactModel`, in the same
 float32 arithmetic on integers below 2**24 (exact in any order); rescaling is
 a multiplication by a power of two followed by floor. Tensor cores are off
-(see ``_mx``), so GPU products are plain float32 too. The state stays on the device; only the
-frequency table of each step comes back to the host.
+(see ``_mx``), so GPU products are plain float32 too. The state stays on the
+device; only the frequency table of each step comes back to the host.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class MXNetExactModel:
 
     def begin_state(self, batch_size: int) -> list:
         n = 2 if self.cell == "lstm" else 1
-        return [[nd.zeros((batch_size, self.num_hiddens), ctx=self.ctx, dtype=np.float32)
-                 for _ in range(n)] for _ in range(self.num_layers)]
+        shape = (batch_size, self.num_hiddens)
+        return [[nd.zeros(shape, ctx=self.ctx, dtype=np.float32) for _ in range(n)]
+                for _ in range(self.num_layers)]
 
     def _lookup(self, table, pre, fac):
         idx = nd.floor(nd.broadcast_mul(pre, fac) if not isinstance(fac, float)

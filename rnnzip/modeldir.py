@@ -63,10 +63,10 @@ def read_card(model_dir: str) -> dict:
             card = json.load(f)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read model card {path!r}: {exc}") from None
-    if not isinstance(card, dict) or card.get("format_version") != CARD_FORMAT:
-        raise ModelError(f"model card {path!r} has format version "
-                         f"{card.get('format_version') if isinstance(card, dict) else None!r};"
-                         f" this rnnzip reads version {CARD_FORMAT}")
+    version = card.get("format_version") if isinstance(card, dict) else None
+    if version != CARD_FORMAT:
+        raise ModelError(f"model card {path!r} has format version {version!r}; "
+                         f"this rnnzip reads version {CARD_FORMAT}")
     for key in ("architecture", "alphabet"):
         if key not in card:
             raise ModelError(f"model card {path!r} lacks {key!r}")

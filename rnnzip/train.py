@@ -199,7 +199,8 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
     meta = None
     if resume:
         if not os.path.exists(os.path.join(ckpt_dir, "meta.json")):
-            raise click.ClickException(f"nothing to resume: no checkpoint in {out_dir!r}")
+            raise click.ClickException(
+                f"nothing to resume: no checkpoint in {out_dir!r}")
         with open(os.path.join(ckpt_dir, "meta.json")) as f:
             meta = json.load(f)
         cfg = TrainConfig(**meta["config"])
