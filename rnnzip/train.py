@@ -265,6 +265,7 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
             sums = [0.0, 0]
         t0 = time.time()
         batches = enumerate(make_iter(train_part, cfg.batch_size, cfg.num_steps, rng))
+        seen, bar_t0 = 0, time.time()
         with _progressbar(num_batches, f"epoch {epoch}/{cfg.epochs}") as bar:
             for i, (X, Y) in batches:
                 if i < skip_batches:
@@ -284,7 +285,10 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
                 trainer.step(1)
                 sums[0] += float(loss.asscalar()) * y.size
                 sums[1] += y.size
-                bar.update(1, f"ppl {math.exp(sums[0] / sums[1]):.2f}")
+                seen += y.size
+                rate = seen / max(time.time() - bar_t0, 1e-9)
+                bar.update(1, f"ppl {math.exp(sums[0] / sums[1]):.2f}  "
+                              f"{rate:,.0f} tokens/s")
                 if time.time() - last_ckpt > cfg.checkpoint_seconds:
                     elapsed += time.time() - t0
                     t0 = time.time()
