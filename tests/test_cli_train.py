@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from rnnzip import __version__
 from rnnzip.cli import main
 
-COMMANDS = ["train", "generate", "compress", "decompress", "info", "test", "models"]
+COMMANDS = ["train", "generate", "quantize", "eval", "compress", "decompress", "info",
+            "test", "models"]
 
 _WORDS = ("the time traveller for so it will be convenient to speak of him was "
           "expounding a recondite matter to us his grey eyes shone and twinkled "
@@ -230,3 +231,27 @@ def test_preset_d2l_sets_the_books_hyperparameters(tmp_path):
     assert result.exit_code == 0
     assert result.stdout.startswith("time traveller")
     assert len(result.stdout) == len("time traveller") + 10 + 1
+
+
+def test_quantize_derives_the_same_exact_model_and_measures_its_loss(tiny_model,
+                                                                     tmp_path):
+    import shutil
+
+    out_dir, _ = tiny_model
+    copy = str(tmp_path / "copy")
+    shutil.copytree(out_dir, copy)
+    with open(os.path.join(copy, "card.json")) as f:
+        before = json.load(f)["exact"]
+    corpus = str(tmp_path / "corpus.txt")
+    shutil.copy(os.path.join(os.path.dirname(out_dir), "corpus.txt"), corpus)
+
+    result = CliRunner().invoke(main, ["quantize", copy, corpus])
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(copy, "card.json")) as f:
+        card = json.load(f)
+    # plain rounding is deterministic: the same identity as training wrote
+    assert card["exact"]["identity"] == before["identity"]
+    assert card["exact"]["float_bpc"] == before["float_bpc"]
+    assert card["exact"]["exact_bpc"] == before["exact_bpc"]
+    assert "loss" in result.stderr and "held-out symbols" in result.stderr
+    assert card["size_on_disk"] > os.path.getsize(os.path.join(copy, "exact.npz"))
