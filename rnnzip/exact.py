@@ -10,13 +10,15 @@ them are exact in any order. The rules, engine version 1:
 
 * The state ``h`` is ``round(256 * h_float)`` clipped to [-255, 255]; an LSTM
   cell state ``c`` is ``256 * c_float`` clipped to [-C_MAX, C_MAX].
-* Weights are integers with a power-of-two scale per output row, ``|w| <=
-  w_max`` where ``inner * w_max * 255 < 2**23`` (``inner`` is the number of
-  hidden units summed over, both matrices of a layer above the first
-  counted); biases and the first layer's input table are clamped below 2**23.
-  So a pre-activation, product plus bias, is below 2**24.
-* Rescaling is a multiplication by a power of two followed by floor.
-* sigmoid, tanh and exp are tables indexed by integers; gates are in [0, 256].
+* Weights are integers with a power-of-two scale per output row, as large as
+  keeps ``255 * sum(|w|)`` over the row (both matrices of a layer above the
+  first) below 2**23; biases and the first layer's input table are clamped
+  below 2**23. So a pre-activation, product plus bias, is below 2**24.
+* Rescaling is a multiplication by a power of two followed by floor; where a
+  product of gate and state is brought back to scale, by rounding
+  (``floor((a + d/2) / d)``), so that no drift builds up over many steps.
+* sigmoid, tanh and exp are tables indexed by integers; gates are in
+  [0, 4096], fine enough for an update gate near 1 to keep its memory.
 * The head's logits share one scale; ``freq = exp_table[max(l) - l]`` with
   ``l = floor(logit * out_fac)``, each >= 1, is what the range coder gets.
 
@@ -36,11 +38,12 @@ ENGINE_VERSION = 1
 START_SYMBOL = 10  # the input before the first byte of a segment: '\n'
 LUT_FRAC = 7  # pre-activations are looked up at a resolution of 1/128
 LUT_LIMIT = 8 << LUT_FRAC  # and clamped to [-8, 8]
-N_LIMIT = 1 << 15  # clamp of the GRU n gate's parts, in lookup units
+GATE_ONE = 1 << 12  # gates are round(4096 * sigmoid) in [0, 4096]
+N_LIMIT = 1 << 11  # clamp of the GRU n gate's parts, in lookup units
 EXP_FRAC = 6  # logit differences at a resolution of 1/64 nat
 EXP_BITS = 16  # exp_table[0] is about 2**16
 LOGIT_LIMIT = 1 << 22  # clamp of scaled logits, so differences stay exact
-C_MAX = 16 << 8  # LSTM cell state clamp: |c| <= 16
+C_MAX = 7 << 8  # LSTM cell state clamp: |c| <= 7
 ACC_LIMIT = (1 << 23) - 1  # bound of a matrix product and of a bias
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -49,6 +52,13 @@ def _clamp(a, limit):
     """Clip ``a`` to [-limit, limit] in place (np.clip is slower for this)."""
     np.maximum(a, -limit, out=a)
     np.minimum(a, limit, out=a)
+
+
+def _round_div(a, d):
+    """a = floor((a + d/2) / d) in place: rounding, so no drift builds up."""
+    a += d // 2
+    a *= 1 / d
+    np.floor(a, out=a)
 
 
 def _lookup(table, pre, fac):
@@ -122,8 +132,7 @@ class ExactModel:
                 vn = np.floor(v[:, 2 * H:] * fac[2 * H:])
                 _clamp(vn, N_LIMIT)
                 vn *= r
-                vn *= 1 / 256
-                np.floor(vn, out=vn)
+                _round_div(vn, GATE_ONE)
                 un = np.floor(u[:, 2 * H:] * fac[2 * H:])
                 _clamp(un, N_LIMIT)
                 vn += un
@@ -131,8 +140,7 @@ class ExactModel:
                 # h' = n + z * (h - n)
                 h = h - n
                 h *= z
-                h *= 1 / 256
-                np.floor(h, out=h)
+                _round_div(h, GATE_ONE)
                 h += n
                 new_state.append([h])
             else:
@@ -144,13 +152,11 @@ class ExactModel:
                 o = _lookup(self.sig, v[:, 3 * H:], fac[3 * H:])
                 c = f * c
                 c += i * g
-                c *= 1 / 256
-                np.floor(c, out=c)
+                _round_div(c, GATE_ONE)
                 _clamp(c, C_MAX)
                 h = _lookup(self.tanh, c, 2.0 ** (LUT_FRAC - 8))
                 h *= o
-                h *= 1 / 256
-                np.floor(h, out=h)
+                _round_div(h, GATE_ONE)
                 new_state.append([h, c])
             below = new_state[-1][0]
         return new_state

@@ -12,11 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from ._mx import mx
-from .exact import C_MAX, LOGIT_LIMIT, LUT_FRAC, LUT_LIMIT, N_LIMIT, ExactModel
+from .exact import (C_MAX, GATE_ONE, LOGIT_LIMIT, LUT_FRAC, LUT_LIMIT, N_LIMIT,
+                    ExactModel)
 
 nd = mx.nd
 
 __all__ = ["MXNetExactModel"]
+
+
+def _round_div(a, d):
+    """floor((a + d/2) / d), as exact.py rounds."""
+    return nd.floor((a + d // 2) * (1 / d))
 
 
 class MXNetExactModel:
@@ -79,10 +85,10 @@ class MXNetExactModel:
                                      fac[:, :2 * H])
                 r, z = gates[:, :H], gates[:, H:]
                 vn = nd.floor(nd.broadcast_mul(v[:, 2 * H:], fac[:, 2 * H:]))
-                vn = nd.floor(nd.clip(vn, -N_LIMIT, N_LIMIT) * r / 256)
+                vn = _round_div(nd.clip(vn, -N_LIMIT, N_LIMIT) * r, GATE_ONE)
                 un = nd.floor(nd.broadcast_mul(u[:, 2 * H:], fac[:, 2 * H:]))
                 n = self._lookup(self.tanh, vn + nd.clip(un, -N_LIMIT, N_LIMIT), 1.0)
-                new_state.append([n + nd.floor((h - n) * z / 256)])
+                new_state.append([n + _round_div((h - n) * z, GATE_ONE)])
             else:
                 pre = v + u
                 c = state[k][1]
@@ -90,9 +96,9 @@ class MXNetExactModel:
                 f = self._lookup(self.sig, pre[:, H:2 * H], fac[:, H:2 * H])
                 g = self._lookup(self.tanh, pre[:, 2 * H:3 * H], fac[:, 2 * H:3 * H])
                 o = self._lookup(self.sig, pre[:, 3 * H:], fac[:, 3 * H:])
-                c = nd.clip(nd.floor((f * c + i * g) / 256), -C_MAX, C_MAX)
+                c = nd.clip(_round_div(f * c + i * g, GATE_ONE), -C_MAX, C_MAX)
                 th = self._lookup(self.tanh, c, 2.0 ** (LUT_FRAC - 8))
-                new_state.append([nd.floor(th * o / 256), c])
+                new_state.append([_round_div(th * o, GATE_ONE), c])
             below = new_state[-1][0]
         return new_state
 

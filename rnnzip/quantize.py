@@ -13,26 +13,43 @@ import os
 import numpy as np
 
 from . import modeldir
-from .exact import (ACC_LIMIT, ENGINE_VERSION, EXP_BITS, EXP_FRAC, GATES, LUT_FRAC,
+from .exact import (ACC_LIMIT, ENGINE_VERSION, EXP_BITS, EXP_FRAC, GATE_ONE, GATES,
+                    LUT_FRAC,
                     LUT_LIMIT, ExactModel, save_exact)
 
 __all__ = ["quantize_params", "quantize_model_dir", "float_bits", "exact_bits"]
 
 MEASURE_LIMIT = 300_000  # held-out symbols used to measure the quantization loss
-_E_RANGE = (-8, 16)  # allowed power-of-two exponents of the weight scales
+_E_RANGE = (-8, 24)  # allowed power-of-two exponents of the weight scales
+_STATE_MAX = 255  # |h| of the exact state
 
 
-def _w_max(inner: int) -> int:
-    # a product of |w| <= w_max by |h| <= 255 over ``inner`` terms stays below
-    # 2**23, so with a bias below 2**23 every partial sum is exact in float32
-    return ACC_LIMIT // (inner * 255)
+def _row_exponents(mats, rows_share=False):
+    """Largest power-of-two scale per row that keeps its products exact.
 
-
-def _row_exponents(mats, w_max):
-    m = np.max(np.stack([np.abs(a).max(axis=1) for a in mats]), axis=0)
+    A row's product with any state is at most ``sum |w| * 255``; keeping that
+    below 2**23 (``ACC_LIMIT``) keeps every partial sum, in any order, and
+    the bias added to it below 2**24, where float32 holds integers exactly.
+    The bound is the row's L1 norm, not its length times its largest weight,
+    which leaves two to three more bits for the weights of a trained row.
+    With ``rows_share`` all rows get the scale of the worst one (the head,
+    whose logits must share one scale).
+    """
+    l1 = np.sum([np.abs(a).sum(axis=1) for a in mats], axis=0)
+    if rows_share:
+        l1 = np.full_like(l1, l1.max())
     with np.errstate(divide="ignore"):
-        e = np.floor(np.log2(w_max / np.where(m > 0, m, 1e-30)))
-    return np.clip(e, *_E_RANGE).astype(np.int64)
+        e = np.floor(np.log2(ACC_LIMIT / (_STATE_MAX * np.where(l1 > 0, l1, 1e-30))))
+    e = np.clip(e, *_E_RANGE).astype(np.int64)
+    # rounding can push a row just over the bound: step its scale down
+    while True:
+        q = sum(np.abs(np.round(a * np.exp2(e)[:, None])).sum(axis=1) for a in mats)
+        if rows_share:
+            q = np.full_like(q, q.max())
+        over = q * _STATE_MAX > ACC_LIMIT
+        if not over.any():
+            return e
+        e[over] -= 1
 
 
 def _ints(a, scale_exp, limit):
@@ -45,7 +62,7 @@ def tables() -> dict:
     p = (np.arange(-LUT_LIMIT, LUT_LIMIT + 1) + 0.5) / (1 << LUT_FRAC)
     q = (np.arange(12 << EXP_FRAC) + 0.5) / (1 << EXP_FRAC)
     return {
-        "sigmoid_table": np.round(256 / (1 + np.exp(-p))).astype(np.float32),
+        "sigmoid_table": np.round(GATE_ONE / (1 + np.exp(-p))).astype(np.float32),
         "tanh_table": np.clip(np.round(256 * np.tanh(p)), -255, 255).astype(
             np.float32),
         "exp_table": np.maximum(1, np.round(2.0**EXP_BITS * np.exp(-q))).astype(
@@ -69,24 +86,22 @@ def quantize_params(params: dict, cell: str, num_layers: int, num_hiddens: int,
             bx[2 * H:] = b_ih[2 * H:]
             bh[2 * H:] = b_hh[2 * H:]
         # above the first layer both products add up in one pre-activation
-        w_max = _w_max(H if k == 0 else 2 * H)
-        e = _row_exponents([wh] if k == 0 else [wh, wx], w_max)
+        e = _row_exponents([wh] if k == 0 else [wh, wx])
         S = e + 8  # scale of the pre-activations: weights times the state's 256
         p = f"l{k}_"
-        arrays[p + "h"] = _ints(wh, e[:, None], w_max)
+        arrays[p + "h"] = _ints(wh, e[:, None], ACC_LIMIT)
         if k == 0:
             arrays[p + "x"] = _ints(wx.T + bx, S, ACC_LIMIT)  # (vocab, G*H)
             arrays[p + "bx"] = np.zeros(G * H, np.float32)
         else:
-            arrays[p + "x"] = _ints(wx, e[:, None], w_max)
+            arrays[p + "x"] = _ints(wx, e[:, None], ACC_LIMIT)
             arrays[p + "bx"] = _ints(bx, S, ACC_LIMIT)
         arrays[p + "bh"] = _ints(bh, S, ACC_LIMIT)
         arrays[p + "fac"] = np.exp2(LUT_FRAC - S).astype(np.float32)
 
     wo = params["dense_weight"].astype(np.float64)  # (vocab, H)
-    w_max = _w_max(H)
-    e_o = int(_row_exponents([wo.reshape(1, -1)], w_max)[0])
-    arrays["out_w"] = _ints(wo, e_o, w_max)
+    e_o = int(_row_exponents([wo], rows_share=True)[0])
+    arrays["out_w"] = _ints(wo, e_o, ACC_LIMIT)
     arrays["out_b"] = _ints(params["dense_bias"], e_o + 8, ACC_LIMIT)
     arrays["out_fac"] = np.array(2.0 ** (EXP_FRAC - e_o - 8), np.float32)
     meta = {"engine_version": ENGINE_VERSION, "cell": cell, "num_layers": num_layers,

@@ -424,12 +424,12 @@ def test_struct_sizes_match_the_docstring():
 
 PINNED_TEXT = ("The Time Traveller (for so it will be convenient to speak of him)\n"
                "ça, Ελληνικά, 中文 😀\r\n").encode()
-PINNED_IDENTITY = "de8d860066d7b87649d307a86ab0ca357cb0306412f5b0397a8a626c595bf784"
+PINNED_IDENTITY = "88233003ee89aa5006e047bdb9423d23c44a05e156f85ffdc85bfe21e816d111"
 PINNED_LENGTH = 225
-PINNED_SHA256 = "521d79d996a657b68c6907fdabe8ae8c3f2976fc2cf0e5894e37e1a877eab6ea"
+PINNED_SHA256 = "96796b6ea0473d52156e7422f1c485c24084a73f571507a0f56bc1e53a76a1c3"
 PINNED_FRAMES_LENGTH = 275
 PINNED_FRAMES_SHA256 = (
-    "75697b9efde338bd865eda12bf7634b64aa74c87ad4cb1321dc73c852b6e6bf0")
+    "b43068569b423f38960a72b3f3e41c3bfc19cd4f8dbbf0971e83c2c83bd7bb08")
 
 
 def _sha256(data):
