@@ -13,6 +13,9 @@ and a trailer::
              segments u32, coder words u32, crc32 of the original bytes u32,
              crc32 of the frame header so far u32,
              then the range coder's 32-bit words
+    stored   tag b"S", original length u32, crc32 of the original bytes u32,
+             crc32 of the frame header so far u32, then the bytes as they are:
+             written instead of a coded frame that would not be smaller
     trailer  tag b"E", frames u32, total length u64, crc32 of all the
              original bytes u32, crc32 of the trailer so far u32
 
@@ -42,6 +45,7 @@ FRAME_SIZE = 1 << 20
 
 _HEADER = struct.Struct("<BB32s")
 _FRAME = struct.Struct("<IIIII")  # length, seg_len, segments, words, crc
+_STORED = struct.Struct("<II")  # length, crc
 _TRAILER = struct.Struct("<IQI")  # frames, total length, crc
 _U32 = struct.Struct("<I")
 
@@ -53,6 +57,11 @@ class FrameInfo:
     segments: int
     words: int
     ideal_bits: float | None = None
+    stored: bool = False
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.length if self.stored else 4 * self.words
 
 
 @dataclass
@@ -72,7 +81,8 @@ class ArchiveInfo:
 
     @property
     def coder_bytes(self) -> int:
-        return 4 * sum(f.words for f in self.frames)
+        """Bytes of frame payloads: coder words, or the bytes of stored frames."""
+        return sum(f.payload_bytes for f in self.frames)
 
     @property
     def ideal_bits(self) -> float | None:
@@ -117,13 +127,16 @@ def _header_bytes(identity: bytes, name: str, frame_size: int) -> bytes:
 
 
 def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
-                  num_segments: int | None = None, progress=None) -> ArchiveInfo:
+                  num_segments: int | None = None, progress=None,
+                  store_incompressible: bool = True) -> ArchiveInfo:
     """Compress everything ``source.read`` gives into ``sink.write``.
 
     ``engine`` is an exact model (numpy or MXNet back-end); ``name`` is the
     model's name, recorded for the error message of a decoder that lacks it.
     ``num_segments`` overrides the segments chosen from each frame's size.
-    ``progress(n)`` is called with the bytes of each frame done.
+    ``progress(n)`` is called with the bytes of each frame done. A frame whose
+    coded form would not be smaller than its bytes is stored as it is, unless
+    ``store_incompressible`` is false (tests use that to pin the coder).
     """
     identity = bytes.fromhex(engine.identity)
     head = _header_bytes(identity, name, frame_size)
@@ -137,15 +150,22 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
             break
         segments = num_segments or choose_segments(len(data))
         seg_len, lengths, words, bits = encode_frame(engine, data, segments)
-        fields = b"F" + _FRAME.pack(len(data), seg_len, len(lengths), len(words),
-                                    zlib.crc32(data))
+        frame = FrameInfo(len(data), seg_len, len(lengths), len(words), bits)
+        if store_incompressible and 4 * len(words) >= len(data):
+            # the model does not fit these bytes: store them rather than expand
+            frame.stored, frame.words = True, 0
+            fields = b"S" + _STORED.pack(len(data), zlib.crc32(data))
+            payload = data
+        else:
+            fields = b"F" + _FRAME.pack(len(data), seg_len, len(lengths), len(words),
+                                        zlib.crc32(data))
+            payload = np.asarray(words, dtype="<u4").tobytes()
         frame_head = fields + _U32.pack(zlib.crc32(fields))
         sink.write(frame_head)
-        sink.write(np.asarray(words, dtype="<u4").tobytes())
-        info.frames.append(FrameInfo(len(data), seg_len, len(lengths), len(words),
-                                     bits))
+        sink.write(payload)
+        info.frames.append(frame)
         info.header_bytes += len(frame_head)
-        total += len(frame_head) + 4 * len(words)
+        total += len(frame_head) + len(payload)
         crc = zlib.crc32(data, crc)
         info.original_size += len(data)
         if progress:
@@ -233,6 +253,26 @@ class _CrcSink:
         return self.sink.write(data)
 
 
+def _read_stored(r, info: ArchiveInfo, index: int) -> bytes | None:
+    """Read a stored frame after its tag; return its bytes (None: info only)."""
+    fields = r.read(_STORED.size, f"the header of frame {index}")
+    (frame_crc,) = _U32.unpack(r.read(4, f"the header of frame {index}"))
+    if zlib.crc32(b"S" + fields) != frame_crc:
+        raise RnnzipError(f"corrupt header of frame {index} (its checksum does "
+                          f"not match)")
+    length, data_crc = _STORED.unpack(fields)
+    if length == 0 or length > info.frame_size:
+        raise RnnzipError(f"corrupt header of frame {index}: a stored frame of "
+                          f"{length} bytes")
+    data = r.read(length, f"the data of frame {index}")
+    info.frames.append(FrameInfo(length, length, 1, 0, stored=True))
+    info.header_bytes += 1 + len(fields) + 4
+    if zlib.crc32(data) != data_crc:
+        raise RnnzipError(f"checksum mismatch in frame {index}: the stored data is "
+                          f"corrupt")
+    return data
+
+
 def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
     info, r = read_header(r)
     engine = None if info_only else resolve_engine(info.model_name,
@@ -242,6 +282,15 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
         tag = r.read(1, f"the tag after frame {len(info.frames)}")
         if tag == b"E":
             break
+        if tag == b"S":
+            data = _read_stored(r, info, len(info.frames) + 1)
+            if data is not None:
+                crc = zlib.crc32(data, crc)
+                info.original_size += len(data)
+                sink.write(data)
+                if progress:
+                    progress(len(data) + 1 + _STORED.size + 4)
+            continue
         if tag != b"F":
             raise RnnzipError(f"corrupt archive: unknown tag {tag!r} at byte "
                               f"{r.offset - 1}")

@@ -36,6 +36,8 @@ def _engines(name, ctx):
 
 def _archive(engine, name, data, **kwargs):
     out = io.BytesIO()
+    # keep frames coded even where the tiny model expands them
+    kwargs.setdefault("store_incompressible", False)
     container.write_archive(engine, name, io.BytesIO(data), out, **kwargs)
     return out.getvalue()
 

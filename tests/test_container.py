@@ -23,8 +23,10 @@ def archive(tiny_gru):
     """An archive of DATA in three frames (16, 16, 3 bytes) of two segments."""
     engine, name = engines.load_engine(tiny_gru)
     out = io.BytesIO()
+    # a tiny random model expands text: keep its frames coded, not stored
     container.write_archive(engine, name, io.BytesIO(DATA), out,
-                            frame_size=FRAME_SIZE, num_segments=2)
+                            frame_size=FRAME_SIZE, num_segments=2,
+                            store_incompressible=False)
     return out.getvalue()
 
 
@@ -349,7 +351,8 @@ def test_payload_bit_flips_never_give_wrong_bytes(tiny_models):
     engine, name = engines.load_engine(tiny_models["lstm"])
     data = ("Ελληνικά, русский, English; " * 12).encode()
     out = io.BytesIO()
-    container.write_archive(engine, name, io.BytesIO(data), out, num_segments=3)
+    container.write_archive(engine, name, io.BytesIO(data), out, num_segments=3,
+                            store_incompressible=False)
     packed = out.getvalue()
     start, size = _fields(packed)["f1_payload"]
     rng = np.random.default_rng(0)
@@ -441,7 +444,10 @@ def test_pinned_archive(tiny_gru):
     # such a change needs a new FORMAT_VERSION or ENGINE_VERSION, then new pins
     engine, name = engines.load_engine(tiny_gru)
     assert engine.identity == PINNED_IDENTITY
-    packed = rnnzip.compress(PINNED_TEXT, model=tiny_gru)
+    out = io.BytesIO()
+    container.write_archive(engine, name, io.BytesIO(PINNED_TEXT), out,
+                            store_incompressible=False)
+    packed = out.getvalue()
     assert len(packed) == PINNED_LENGTH
     assert _sha256(packed) == PINNED_SHA256
     assert rnnzip.decompress(packed) == PINNED_TEXT
@@ -449,7 +455,7 @@ def test_pinned_archive(tiny_gru):
     # several frames and segments
     out = io.BytesIO()
     container.write_archive(engine, name, io.BytesIO(PINNED_TEXT), out,
-                            frame_size=40, num_segments=3)
+                            frame_size=40, num_segments=3, store_incompressible=False)
     assert len(out.getvalue()) == PINNED_FRAMES_LENGTH
     assert _sha256(out.getvalue()) == PINNED_FRAMES_SHA256
 
@@ -466,3 +472,40 @@ def test_pin_would_catch_a_change(tiny_gru, tmp_path, write_model_dir):
     # one changed byte of input
     changed = rnnzip.compress(PINNED_TEXT[:-1] + b"?", model=tiny_gru)
     assert _sha256(changed) != PINNED_SHA256
+
+
+# -- stored frames --------------------------------------------------------------
+
+def test_incompressible_frames_are_stored_not_expanded(tiny_gru):
+    # random bytes under a model that cannot predict them: stored, 8 bpc plus
+    # the headers, where coding would have cost far more
+    engine, name = engines.load_engine(tiny_gru)
+    data = np.random.default_rng(3).integers(0, 256, 3000, np.uint8).tobytes()
+    out = io.BytesIO()
+    info = container.write_archive(engine, name, io.BytesIO(data), out,
+                                   frame_size=1024)
+    packed = out.getvalue()
+    assert [f.stored for f in info.frames] == [True, True, True]
+    assert len(packed) <= len(data) + 120
+    assert info.coder_bytes == len(data)
+    assert rnnzip.decompress(packed) == data
+
+    coded = io.BytesIO()
+    container.write_archive(engine, name, io.BytesIO(data), coded, frame_size=1024,
+                            store_incompressible=False)
+    assert len(coded.getvalue()) > len(packed)
+
+
+def test_damaged_stored_frame(tiny_gru):
+    engine, name = engines.load_engine(tiny_gru)
+    data = bytes(range(256)) * 4
+    out = io.BytesIO()
+    container.write_archive(engine, name, io.BytesIO(data), out)
+    packed = out.getvalue()
+    start = packed.index(b"S", len(container.MAGIC) + 35 + len(name) + 8)
+    assert packed[start + 13:start + 13 + len(data)] == data
+    _fails(_flip(packed, start + 13 + 100, 3),
+           r"^checksum mismatch in frame 1: the stored data is corrupt")
+    _fails(_flip(packed, start + 2, 0),
+           r"^corrupt header of frame 1 \(its checksum does not match\)")
+    _fails(packed[:start + 13 + 10], r"^truncated archive")
