@@ -2,12 +2,12 @@
 
 import json
 import os
-import random
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
+from textgen import write_corpus
 
 from rnnzip import __version__
 from rnnzip.cli import main
@@ -15,25 +15,10 @@ from rnnzip.cli import main
 COMMANDS = ["train", "generate", "quantize", "eval", "compress", "decompress", "info",
             "test", "models"]
 
-_WORDS = ("the time traveller for so it will be convenient to speak of him was "
-          "expounding a recondite matter to us his grey eyes shone and twinkled "
-          "and his usually pale face was flushed and animated").split()
-
 # a byte model small enough to train in about a second
 TINY = ["--cell", "gru", "--num-hiddens", "32", "--batch-size", "8",
         "--num-steps", "16", "--optimizer", "adam", "--lr", "0.01", "--epochs", "3",
         "--device", "cpu"]
-
-
-def _write_corpus(path, num_lines=120, seed=1):
-    """Write English-like text: a small vocabulary in random sentences."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(num_lines):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 10))]
-        lines.append(" ".join(words).capitalize() + rng.choice(".,;!?"))
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
-    return str(path)
 
 
 def _run_cli(*args, cwd):
@@ -45,7 +30,7 @@ def _run_cli(*args, cwd):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    corpus = _write_corpus(root / "corpus.txt")
+    corpus = write_corpus(root / "corpus.txt")
     out_dir = str(root / "tiny")
     result = CliRunner().invoke(main, ["train", corpus, "-o", out_dir, *TINY])
     assert result.exit_code == 0, result.output
@@ -119,7 +104,7 @@ def test_train_on_a_bad_corpus_with_click_runner(tmp_path):
 
 
 def test_train_without_output_is_a_usage_error(tmp_path):
-    corpus = _write_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     result = CliRunner().invoke(main, ["train", corpus])
     assert result.exit_code == 2
     assert "-o" in result.stderr
@@ -188,7 +173,7 @@ def test_generate_from_a_missing_model_fails_in_one_line(tmp_path):
 
 
 def test_preset_d2l_sets_the_books_hyperparameters(tmp_path):
-    corpus = _write_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     out_dir = str(tmp_path / "d2l")
     result = CliRunner().invoke(main, [
         "train", corpus, "-o", out_dir, "--preset", "d2l", "--epochs", "2",

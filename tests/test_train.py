@@ -4,32 +4,17 @@ import hashlib
 import json
 import math
 import os
-import random
 
 import click
 import numpy as np
 import pytest
+from textgen import write_corpus
 
 from rnnzip import modeldir, train as train_module
 from rnnzip.data import Alphabet
 from rnnzip.errors import ModelError
 from rnnzip.model import param_arrays
 from rnnzip.train import TrainConfig, evaluate_perplexity, load_float_model, train
-
-_WORDS = ("the time traveller for so it will be convenient to speak of him was "
-          "expounding a recondite matter to us his grey eyes shone and twinkled "
-          "and his usually pale face was flushed and animated").split()
-
-
-def _write_corpus(path, num_lines=120, seed=1):
-    """Write English-like text: a small vocabulary in random sentences."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(num_lines):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 10))]
-        lines.append(" ".join(words).capitalize() + rng.choice(".,;!?"))
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
-    return str(path)
 
 
 def _tiny_config(**overrides):
@@ -44,7 +29,7 @@ def _tiny_config(**overrides):
 def trained(tmp_path_factory):
     """One short run shared by the card tests: (corpus path, model dir, card)."""
     root = tmp_path_factory.mktemp("trained")
-    corpus = _write_corpus(root / "corpus.txt")
+    corpus = write_corpus(root / "corpus.txt")
     out_dir = str(root / "model")
     card = train([corpus], out_dir, _tiny_config(epochs=4), device="cpu")
     return corpus, out_dir, card
@@ -205,7 +190,7 @@ def test_a_corpus_too_small_for_one_batch_is_refused(tmp_path):
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path):
-    corpus = _write_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     with pytest.raises(click.ClickException, match="nothing to resume"):
         train([corpus], str(tmp_path / "out"), _tiny_config(), device="cpu",
               resume=True)
@@ -213,7 +198,7 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
 
 def test_interrupted_run_resumes_where_its_checkpoint_left_off(tmp_path,
                                                                monkeypatch):
-    corpus = _write_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     # a checkpoint after every batch; Adam and carried state must both survive
     cfg = _tiny_config(epochs=3, checkpoint_seconds=0)
 
@@ -271,7 +256,7 @@ def test_interrupted_run_resumes_where_its_checkpoint_left_off(tmp_path,
 
 
 def test_resuming_a_finished_run_trains_no_further_unless_asked(tmp_path):
-    corpus = _write_corpus(tmp_path / "corpus.txt")
+    corpus = write_corpus(tmp_path / "corpus.txt")
     out_dir = str(tmp_path / "model")
     first = train([corpus], out_dir, _tiny_config(epochs=2), device="cpu",
                   quantize=False)
