@@ -61,10 +61,12 @@ def _round_div(a, d):
     np.floor(a, out=a)
 
 
-def _lookup(table, pre, fac):
-    """table[clip(floor(pre * fac))]: a nonlinearity at lookup resolution."""
-    idx = np.multiply(pre, fac)
-    np.floor(idx, out=idx)
+def _lookup(table, pre, out=None):
+    """table[clamp(floor(pre))]: a nonlinearity at lookup resolution.
+
+    ``pre`` is in lookup units already; with ``out=pre`` it is overwritten.
+    """
+    idx = np.floor(pre, out=out)
     _clamp(idx, LUT_LIMIT)
     idx += LUT_LIMIT
     return table[idx.astype(np.intp)]
@@ -76,6 +78,15 @@ class ExactModel:
     ``begin_state(batch_size)`` gives the cold state; ``advance(x, state)``
     feeds one input symbol per row and returns the new state; ``freqs(h)``
     turns top-layer states into integer frequencies ``(rows, vocab_size)``.
+
+    The stored arrays are the model and its identity. For speed this engine
+    keeps states feature-major, ``(hidden, rows)``, so that every gate is a
+    contiguous block, and it folds the per-column power-of-two factor that
+    takes a pre-activation to lookup units into the weights and biases of that
+    column: scaling by a power of two commutes with every float32 operation on
+    these values, so ``(W * fac) @ h == (W @ h) * fac`` bit for bit and the
+    frequencies are the ones the rules above define (the MXNet engine, which
+    follows the rules literally, gives the same archives; the tests check it).
     """
 
     def __init__(self, arrays: dict, meta: dict):
@@ -92,17 +103,18 @@ class ExactModel:
         self.layers = []
         for k in range(self.num_layers):
             p = f"l{k}_"
+            fac = a[p + "fac"][:, None]
             self.layers.append({
-                "x": a[p + "x"],  # layer 0: (vocab, G*H) table; else (G*H, H)
-                "wx_t": None if k == 0 else np.ascontiguousarray(a[p + "x"].T),
-                "wh_t": np.ascontiguousarray(a[p + "h"].T),  # (H, G*H)
-                "bx": a[p + "bx"], "bh": a[p + "bh"], "fac": a[p + "fac"]})
-        self.out_w_t = np.ascontiguousarray(a["out_w"].T)  # (H, vocab)
-        self.out_b = a["out_b"]
-        self.out_fac = a["out_fac"]
+                # layer 0: a (G*H, vocab) table, biases included; else (G*H, H)
+                "x": np.ascontiguousarray(a[p + "x"].T * fac if k == 0
+                                          else a[p + "x"] * fac),
+                "h": np.ascontiguousarray(a[p + "h"] * fac),  # (G*H, H)
+                "bx": a[p + "bx"][:, None] * fac, "bh": a[p + "bh"][:, None] * fac})
+        self.out_w = np.ascontiguousarray((a["out_w"] * a["out_fac"]).T)  # (H, V)
+        self.out_b = a["out_b"] * a["out_fac"]
 
     def begin_state(self, batch_size: int) -> list:
-        shape = (batch_size, self.num_hiddens)
+        shape = (self.num_hiddens, batch_size)
         n = 2 if self.cell == "lstm" else 1
         return [[np.zeros(shape, np.float32) for _ in range(n)]
                 for _ in range(self.num_layers)]
@@ -113,30 +125,34 @@ class ExactModel:
         below = None
         new_state = []
         for k, layer in enumerate(self.layers):
-            h, fac = state[k][0], layer["fac"]
+            h = state[k][0]  # (H, rows)
             if k == 0:
-                u = layer["x"][x]  # (rows, G*H), biases included
+                u = np.take(layer["x"], x, axis=1)  # (G*H, rows)
             else:
-                u = below @ layer["wx_t"]
+                u = layer["x"] @ below
                 u += layer["bx"]
-            v = h @ layer["wh_t"]  # (rows, G*H)
+            v = layer["h"] @ h  # (G*H, rows), in lookup units
             if self.cell == "rnn":
                 v += u
-                new_state.append([_lookup(self.tanh, v, fac)])
+                new_state.append([_lookup(self.tanh, v, out=v)])
             elif self.cell == "gru":
-                v += layer["bh"]
-                rz = u[:, :2 * H] + v[:, :2 * H]
-                gates = _lookup(self.sig, rz, fac[:2 * H])
-                r, z = gates[:, :H], gates[:, H:]
+                rz = v[:2 * H]
+                rz += layer["bh"][:2 * H]
+                rz += u[:2 * H]
+                gates = _lookup(self.sig, rz, out=rz)
+                r, z = gates[:H], gates[H:]
                 # n = tanh(u_n + r * v_n), summed in lookup units
-                vn = np.floor(v[:, 2 * H:] * fac[2 * H:])
+                vn = v[2 * H:]
+                vn += layer["bh"][2 * H:]
+                np.floor(vn, out=vn)
                 _clamp(vn, N_LIMIT)
                 vn *= r
                 _round_div(vn, GATE_ONE)
-                un = np.floor(u[:, 2 * H:] * fac[2 * H:])
+                un = u[2 * H:]
+                np.floor(un, out=un)
                 _clamp(un, N_LIMIT)
                 vn += un
-                n = _lookup(self.tanh, vn, 1.0)
+                n = _lookup(self.tanh, vn, out=vn)
                 # h' = n + z * (h - n)
                 h = h - n
                 h *= z
@@ -146,15 +162,19 @@ class ExactModel:
             else:
                 v += u
                 c = state[k][1]
-                i = _lookup(self.sig, v[:, :H], fac[:H])
-                f = _lookup(self.sig, v[:, H:2 * H], fac[H:2 * H])
-                g = _lookup(self.tanh, v[:, 2 * H:3 * H], fac[2 * H:3 * H])
-                o = _lookup(self.sig, v[:, 3 * H:], fac[3 * H:])
+                idx = np.floor(v, out=v)
+                _clamp(idx, LUT_LIMIT)
+                idx += LUT_LIMIT
+                idx = idx.astype(np.intp)
+                i = self.sig[idx[:H]]
+                f = self.sig[idx[H:2 * H]]
+                g = self.tanh[idx[2 * H:3 * H]]
+                o = self.sig[idx[3 * H:]]
                 c = f * c
                 c += i * g
                 _round_div(c, GATE_ONE)
                 _clamp(c, C_MAX)
-                h = _lookup(self.tanh, c, 2.0 ** (LUT_FRAC - 8))
+                h = _lookup(self.tanh, c * 2.0 ** (LUT_FRAC - 8))
                 h *= o
                 _round_div(h, GATE_ONE)
                 new_state.append([h, c])
@@ -165,16 +185,15 @@ class ExactModel:
         return state[-1][0]
 
     def stack(self, tops):
-        return np.concatenate(tops)
+        return np.concatenate(tops, axis=1)
 
     def freqs(self, h):
         """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
-        logits = h @ self.out_w_t
+        logits = h.T @ self.out_w  # scaled to 1/64 nat by the folded factor
         logits += self.out_b
-        logits *= self.out_fac
         np.floor(logits, out=logits)
         _clamp(logits, LOGIT_LIMIT)
-        d = logits.max(axis=1, keepdims=True) - logits
+        d = np.subtract(logits.max(axis=1, keepdims=True), logits, out=logits)
         np.minimum(d, len(self.exp) - 1, out=d)
         return self.exp[d.astype(np.intp)]
 

@@ -42,15 +42,18 @@ class MXNetExactModel:
             return arr.reshape((1, -1)) if row else arr
 
         self.sig, self.tanh, self.exp = dev(exact.sig), dev(exact.tanh), dev(exact.exp)
+        # the stored arrays as the rules state them, not the numpy engine's
+        # folded copies: two formulations that must agree bit for bit
+        a = exact.arrays
         self.layers = [{
-            "x": dev(layer["x"]) if k == 0 else None,
-            "wx_t": None if k == 0 else dev(layer["wx_t"]),
-            "wh_t": dev(layer["wh_t"]),
-            "bx": dev(layer["bx"], row=True), "bh": dev(layer["bh"], row=True),
-            "fac": dev(layer["fac"], row=True)} for k, layer in enumerate(exact.layers)]
-        self.out_w_t = dev(exact.out_w_t)
-        self.out_b = dev(exact.out_b, row=True)
-        self.out_fac = float(exact.out_fac)
+            "x": dev(a[f"l{k}_x"]) if k == 0 else None,
+            "wx_t": None if k == 0 else dev(a[f"l{k}_x"].T),
+            "wh_t": dev(a[f"l{k}_h"].T),
+            "bx": dev(a[f"l{k}_bx"], row=True), "bh": dev(a[f"l{k}_bh"], row=True),
+            "fac": dev(a[f"l{k}_fac"], row=True)} for k in range(self.num_layers)]
+        self.out_w_t = dev(a["out_w"].T)
+        self.out_b = dev(a["out_b"], row=True)
+        self.out_fac = float(a["out_fac"])
         self.exp_last = len(exact.exp) - 1
 
     def begin_state(self, batch_size: int) -> list:
