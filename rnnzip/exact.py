@@ -61,15 +61,41 @@ def _round_div(a, d):
     np.floor(a, out=a)
 
 
-def _lookup(table, pre, out=None):
-    """table[clamp(floor(pre))]: a nonlinearity at lookup resolution.
+_STATE_MAX = 255  # |h| of the exact state
+EXTEND_LIMIT = 1 << 18  # largest index bound served by an extended table
 
-    ``pre`` is in lookup units already; with ``out=pre`` it is overwritten.
+
+class _Table:
+    """A lookup table indexed by floor(pre), with the clamp built in.
+
+    ``table[clamp(floor(pre), -limit, limit) + limit]`` is the rule. When the
+    weights bound |pre| by ``bound``, an extended copy holding the clamped
+    entries for every index in [-bound, bound] gives the same values without
+    clamping at run time; otherwise (or with ``bound=None``) it clamps.
     """
-    idx = np.floor(pre, out=out)
-    _clamp(idx, LUT_LIMIT)
-    idx += LUT_LIMIT
-    return table[idx.astype(np.intp)]
+
+    def __init__(self, table, limit, bound=None):
+        self.limit = limit
+        self.clamp = bound is None or bound > EXTEND_LIMIT
+        if self.clamp:
+            self.table, self.offset = table, limit
+        else:
+            self.offset = bound = int(bound)
+            idx = np.clip(np.arange(-bound, bound + 1), -limit, limit) + limit
+            self.table = table[idx]
+
+    def __call__(self, pre, out=None):
+        """Entries for floor(pre); ``out=pre`` overwrites ``pre``."""
+        idx = np.floor(pre, out=out)
+        if self.clamp:
+            _clamp(idx, self.limit)
+        idx += self.offset
+        return self.table[idx.astype(np.intp)]
+
+
+def _bound(*terms):
+    """An integer bound from float64 column bounds, with a margin."""
+    return int(np.ceil(np.max(np.sum(terms, axis=0)))) + 2
 
 
 class ExactModel:
@@ -99,19 +125,43 @@ class ExactModel:
         self.identity = model_identity(arrays, meta)
         a = arrays
         self.sig, self.tanh = a["sigmoid_table"], a["tanh_table"]
-        self.exp = a["exp_table"]
+        H, L = self.num_hiddens, LUT_LIMIT
         self.layers = []
         for k in range(self.num_layers):
             p = f"l{k}_"
             fac = a[p + "fac"][:, None]
-            self.layers.append({
-                # layer 0: a (G*H, vocab) table, biases included; else (G*H, H)
-                "x": np.ascontiguousarray(a[p + "x"].T * fac if k == 0
-                                          else a[p + "x"] * fac),
+            layer = {
+                # layer 0: a (vocab, G*H) table, biases included; else (G*H, H)
+                "x": a[p + "x"] * fac.T if k == 0 else a[p + "x"] * fac,
                 "h": np.ascontiguousarray(a[p + "h"] * fac),  # (G*H, H)
-                "bx": a[p + "bx"][:, None] * fac, "bh": a[p + "bh"][:, None] * fac})
+                "bx": a[p + "bx"][:, None] * fac, "bh": a[p + "bh"][:, None] * fac}
+            # bounds of |pre-activation| per column, in lookup units
+            f64 = {key: np.abs(layer[key].astype(np.float64)) for key in layer}
+            u_max = (f64["x"].max(axis=0) if k == 0 else
+                     _STATE_MAX * f64["x"].sum(axis=1) + f64["bx"][:, 0])
+            pre = _STATE_MAX * f64["h"].sum(axis=1) + u_max
+            if self.cell == "gru":
+                pre = (pre + f64["bh"][:, 0])[:2 * H]
+                layer["sig"] = _Table(self.sig, L, _bound(pre))
+                layer["tanh"] = _Table(self.tanh, L, 2 * N_LIMIT + 1)
+            else:  # rnn, lstm: one index for every gate
+                layer["sig"] = _Table(self.sig, L, _bound(pre))
+                layer["tanh"] = _Table(self.tanh, L, _bound(pre))
+                layer["cell"] = _Table(self.tanh, L, C_MAX >> (8 - LUT_FRAC))
+            self.layers.append(layer)
         self.out_w = np.ascontiguousarray((a["out_w"] * a["out_fac"]).T)  # (H, V)
         self.out_b = a["out_b"] * a["out_fac"]
+        # logits within LOGIT_LIMIT need no clamp; differences within the
+        # extended exp table need no minimum
+        logit_max = _bound(
+            _STATE_MAX * np.abs(self.out_w.astype(np.float64)).sum(axis=0)
+            + np.abs(self.out_b.astype(np.float64)))
+        self.clamp_logits = logit_max > LOGIT_LIMIT
+        exp = a["exp_table"]
+        self.exp_last = len(exp) - 1
+        self.exp_clamp = self.clamp_logits or 2 * logit_max > EXTEND_LIMIT
+        self.exp = exp if self.exp_clamp else exp[
+            np.minimum(np.arange(2 * logit_max + 1), self.exp_last)]
 
     def begin_state(self, batch_size: int) -> list:
         shape = (self.num_hiddens, batch_size)
@@ -127,19 +177,19 @@ class ExactModel:
         for k, layer in enumerate(self.layers):
             h = state[k][0]  # (H, rows)
             if k == 0:
-                u = np.take(layer["x"], x, axis=1)  # (G*H, rows)
+                u = layer["x"][x].T  # (G*H, rows), gathered as rows
             else:
                 u = layer["x"] @ below
                 u += layer["bx"]
             v = layer["h"] @ h  # (G*H, rows), in lookup units
             if self.cell == "rnn":
                 v += u
-                new_state.append([_lookup(self.tanh, v, out=v)])
+                new_state.append([layer["tanh"](v, out=v)])
             elif self.cell == "gru":
                 rz = v[:2 * H]
                 rz += layer["bh"][:2 * H]
                 rz += u[:2 * H]
-                gates = _lookup(self.sig, rz, out=rz)
+                gates = layer["sig"](rz, out=rz)
                 r, z = gates[:H], gates[H:]
                 # n = tanh(u_n + r * v_n), summed in lookup units
                 vn = v[2 * H:]
@@ -152,7 +202,7 @@ class ExactModel:
                 np.floor(un, out=un)
                 _clamp(un, N_LIMIT)
                 vn += un
-                n = _lookup(self.tanh, vn, out=vn)
+                n = layer["tanh"](vn, out=vn)
                 # h' = n + z * (h - n)
                 h = h - n
                 h *= z
@@ -162,19 +212,21 @@ class ExactModel:
             else:
                 v += u
                 c = state[k][1]
+                sig, tanh = layer["sig"], layer["tanh"]  # same offset
                 idx = np.floor(v, out=v)
-                _clamp(idx, LUT_LIMIT)
-                idx += LUT_LIMIT
+                if sig.clamp:
+                    _clamp(idx, LUT_LIMIT)
+                idx += sig.offset
                 idx = idx.astype(np.intp)
-                i = self.sig[idx[:H]]
-                f = self.sig[idx[H:2 * H]]
-                g = self.tanh[idx[2 * H:3 * H]]
-                o = self.sig[idx[3 * H:]]
+                i = sig.table[idx[:H]]
+                f = sig.table[idx[H:2 * H]]
+                g = tanh.table[idx[2 * H:3 * H]]
+                o = sig.table[idx[3 * H:]]
                 c = f * c
                 c += i * g
                 _round_div(c, GATE_ONE)
                 _clamp(c, C_MAX)
-                h = _lookup(self.tanh, c * 2.0 ** (LUT_FRAC - 8))
+                h = layer["cell"](c * 2.0 ** (LUT_FRAC - 8))
                 h *= o
                 _round_div(h, GATE_ONE)
                 new_state.append([h, c])
@@ -192,9 +244,11 @@ class ExactModel:
         logits = h.T @ self.out_w  # scaled to 1/64 nat by the folded factor
         logits += self.out_b
         np.floor(logits, out=logits)
-        _clamp(logits, LOGIT_LIMIT)
+        if self.clamp_logits:
+            _clamp(logits, LOGIT_LIMIT)
         d = np.subtract(logits.max(axis=1, keepdims=True), logits, out=logits)
-        np.minimum(d, len(self.exp) - 1, out=d)
+        if self.exp_clamp:
+            np.minimum(d, self.exp_last, out=d)
         return self.exp[d.astype(np.intp)]
 
 

@@ -41,10 +41,11 @@ class MXNetExactModel:
             arr = nd.array(np.asarray(a, np.float32), ctx=ctx, dtype=np.float32)
             return arr.reshape((1, -1)) if row else arr
 
-        self.sig, self.tanh, self.exp = dev(exact.sig), dev(exact.tanh), dev(exact.exp)
-        # the stored arrays as the rules state them, not the numpy engine's
-        # folded copies: two formulations that must agree bit for bit
         a = exact.arrays
+        self.sig, self.tanh = dev(a["sigmoid_table"]), dev(a["tanh_table"])
+        self.exp = dev(a["exp_table"])
+        # the stored arrays as the rules state them, not the numpy engine's
+        # folded copies and extended tables: two formulations that must agree
         self.layers = [{
             "x": dev(a[f"l{k}_x"]) if k == 0 else None,
             "wx_t": None if k == 0 else dev(a[f"l{k}_x"].T),
@@ -54,7 +55,7 @@ class MXNetExactModel:
         self.out_w_t = dev(a["out_w"].T)
         self.out_b = dev(a["out_b"], row=True)
         self.out_fac = float(a["out_fac"])
-        self.exp_last = len(exact.exp) - 1
+        self.exp_last = len(a["exp_table"]) - 1
 
     def begin_state(self, batch_size: int) -> list:
         n = 2 if self.cell == "lstm" else 1

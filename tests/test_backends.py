@@ -90,6 +90,29 @@ def test_numpy_and_mxnet_gpu_agree(tiny_models, cell):
     _check_backends_agree(tiny_models[cell], mx.gpu(0))
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_extended_tables_equal_clamped_lookups(tiny_models, cell, monkeypatch):
+    # the numpy engine serves bounded indices from extended tables; with them
+    # turned off it clamps every index at run time, as the rules say
+    from rnnzip import exact
+
+    fast, _ = engines.load_engine(tiny_models[cell], backend="numpy")
+    tables = [t for layer in fast.layers for t in layer.values()
+              if isinstance(t, exact._Table)]
+    assert tables and not any(t.clamp for t in tables)
+    assert not fast.exp_clamp
+    monkeypatch.setattr(exact, "EXTEND_LIMIT", 0)
+    slow = exact.ExactModel(fast.arrays, fast.meta)
+    assert all(t.clamp for layer in slow.layers for t in layer.values()
+               if isinstance(t, exact._Table))
+    assert slow.exp_clamp
+    symbols = np.frombuffer(DATA, dtype=np.uint8).astype(np.int64)
+    seg_len, lengths = codec.segment_layout(len(symbols), 5)
+    want = codec.frequencies_stepwise(slow, symbols, seg_len, lengths)
+    got = codec.frequencies_stepwise(fast, symbols, seg_len, lengths)
+    assert np.array_equal(got, want)
+
+
 def test_library_backend_option(tiny_gru):
     _mxnet()
     a = rnnzip.compress(DATA, model=tiny_gru, backend="numpy")
