@@ -441,6 +441,11 @@ def models():
 @click.option("--seed", type=int, default=None, help="[default: 0]")
 @click.option("--checkpoint-seconds", type=float, default=None,
               help="Write a checkpoint at least this often [default: 300].")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False),
+              default=None,
+              help="Start from the weights of this model directory (same cell, "
+                   "layers, size and alphabet) with a fresh optimizer: to train a "
+                   "finished model further on a new schedule.")
 @click.option("--resume", is_flag=True,
               help="Continue from OUTPUT/checkpoint with its settings; --epochs may "
                    "raise the number of epochs.")

@@ -55,6 +55,7 @@ class TrainConfig:
     lr_decay: float = 1.0
     seed: int = 0
     checkpoint_seconds: float = 300.0
+    init_from: str | None = None  # a model directory whose weights start the run
     log_every: int = 1
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -226,6 +227,11 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
     mx.random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = _build_model(cfg, alphabet.vocab_size, ctx)
+    base = None
+    if cfg.init_from and not meta:
+        base = _init_from(model, cfg, alphabet, ctx)
+    elif meta:
+        base = meta.get("initialized_from")
     trainer = _make_trainer(model, cfg)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
@@ -247,7 +253,7 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
         _save_checkpoint(out_dir, model, trainer, {
             "config": asdict(cfg), "alphabet": alphabet.to_json(), "epoch": epoch,
             "batch": batch, "history": history, "elapsed": elapsed,
-            "sums": sums}, state)
+            "sums": sums, "initialized_from": base}, state)
 
     os.makedirs(out_dir, exist_ok=True)
     tokens_per_sec = sum(h["tokens"] for h in history) / max(elapsed, 1e-9)
@@ -359,11 +365,35 @@ def train(corpus_paths, out_dir, cfg: TrainConfig, device="auto", resume=False,
         "params_sha256": modeldir.file_sha256(params_path),
         "history": history,
     }
+    if base:
+        card["initialized_from"] = base
     modeldir.write_card(out_dir, card)
     if quantize:
         from .quantize import quantize_model_dir
         card = quantize_model_dir(out_dir, valid_symbols=valid_part)
     return card
+
+
+def _init_from(model, cfg: TrainConfig, alphabet, ctx) -> dict:
+    """Copy a finished model's weights into ``model``; return its provenance.
+
+    The optimizer starts fresh; the learning rate schedule is this run's.
+    """
+    _, card, base_alphabet, _ = load_float_model(cfg.init_from, device="cpu")
+    arch = card["architecture"]
+    want = {"cell": cfg.cell, "num_layers": cfg.num_layers,
+            "num_hiddens": cfg.num_hiddens, "vocab_size": alphabet.vocab_size}
+    if arch != want or base_alphabet.to_json() != alphabet.to_json():
+        raise click.ClickException(
+            f"--init-from {cfg.init_from!r} is a {arch['cell']} "
+            f"{arch['num_layers']} x {arch['num_hiddens']} over "
+            f"{base_alphabet.to_json()['kind']}; this run trains a {cfg.cell} "
+            f"{cfg.num_layers} x {cfg.num_hiddens} over {alphabet.to_json()['kind']}")
+    # the file load_float_model checked against the card's hash
+    model.load_parameters(os.path.join(cfg.init_from, modeldir.PARAMS_NAME), ctx=ctx)
+    keys = ("name", "params_sha256", "epochs_run", "training_seconds", "valid_bpc",
+            "initialized_from")
+    return {k: card[k] for k in keys if k in card}
 
 
 def load_float_model(model_dir: str, device="auto"):

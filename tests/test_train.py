@@ -276,3 +276,34 @@ def test_resuming_a_finished_run_trains_no_further_unless_asked(tmp_path):
     assert card["hyperparameters"]["epochs"] == 3
     assert card["history"][:2] == first["history"]
     assert card["params_sha256"] != first["params_sha256"]
+
+
+def test_init_from_starts_at_the_base_weights(trained, tmp_path):
+    corpus, base_dir, base_card = trained
+    # with a learning rate of 0 the weights stay where they started
+    card = train([corpus], str(tmp_path / "next"),
+                 _tiny_config(epochs=1, lr=0.0, init_from=base_dir), device="cpu")
+    base, _, _, _ = load_float_model(base_dir, device="cpu")
+    model, _, _, _ = load_float_model(str(tmp_path / "next"), device="cpu")
+    want, got = param_arrays(base), param_arrays(model)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+    assert card["initialized_from"]["params_sha256"] == base_card["params_sha256"]
+    assert card["initialized_from"]["epochs_run"] == 4
+    assert card["hyperparameters"]["init_from"] == base_dir
+    # and so its validation perplexity is the base model's
+    assert card["valid_perplexity"] == pytest.approx(base_card["valid_perplexity"],
+                                                     rel=1e-5)
+
+    # with a learning rate the run goes on from there
+    card = train([corpus], str(tmp_path / "more"),
+                 _tiny_config(epochs=1, init_from=base_dir), device="cpu")
+    assert card["valid_perplexity"] < base_card["history"][0]["valid_perplexity"]
+
+
+def test_init_from_a_different_architecture_is_refused(trained, tmp_path):
+    corpus, base_dir, _ = trained
+    with pytest.raises(click.ClickException, match="gru 1 x 32"):
+        train([corpus], str(tmp_path / "next"),
+              _tiny_config(num_hiddens=16, init_from=base_dir), device="cpu")
