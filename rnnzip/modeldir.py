@@ -25,7 +25,7 @@ CARD_NAME = "card.json"
 PARAMS_NAME = "params.params"
 EXACT_NAME = "exact.npz"
 CARD_FORMAT = 1
-DEFAULT_MODEL = "english-fast"
+DEFAULT_MODEL = "english"
 
 
 def sha256_bytes(data: bytes) -> str:
