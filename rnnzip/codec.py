@@ -16,8 +16,8 @@ import numpy as np
 
 from .exact import START_SYMBOL
 
-__all__ = ["segment_layout", "choose_segments", "encode_frame", "decode_frame",
-           "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
+__all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
+           "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
 
 # Measured on alice29.txt with a GRU-256 (benchmarks/segments.py, README): each
 # cold start costs bits, +0.27% at 4 KiB segments, +0.52% at 2 KiB, +1.1% at 1 KiB
@@ -35,6 +35,16 @@ def choose_segments(n: int, min_segment: int = MIN_SEGMENT,
                     max_segments: int = MAX_SEGMENTS) -> int:
     """Number of parallel segments for a frame of ``n`` bytes."""
     return max(1, min(max_segments, n // max(1, min_segment)))
+
+
+def model_segments(engine, n: int) -> int:
+    """Segments for a frame of ``n`` bytes under ``engine``'s own segment size.
+
+    A model's card may set ``coding.min_segment``: a model with a short memory
+    pays less for each cold start, so it can take shorter, more segments and
+    decode faster (benchmarks/segments.py measures the trade).
+    """
+    return choose_segments(n, getattr(engine, "min_segment", MIN_SEGMENT))
 
 
 def segment_layout(n: int, num_segments: int) -> tuple[int, list[int]]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codec import choose_segments, decode_frame, encode_frame
+from .codec import decode_frame, encode_frame, model_segments
 from .errors import RnnzipError
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo",
@@ -148,7 +148,7 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
         data = source.read(frame_size)
         if not data:
             break
-        segments = num_segments or choose_segments(len(data))
+        segments = num_segments or model_segments(engine, len(data))
         seg_len, lengths, words, bits = encode_frame(engine, data, segments)
         frame = FrameInfo(len(data), seg_len, len(lengths), len(words), bits)
         if store_incompressible and 4 * len(words) >= len(data):

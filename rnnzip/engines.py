@@ -12,6 +12,7 @@ import functools
 import os
 
 from . import modeldir
+from .codec import MIN_SEGMENT
 from .errors import ModelError, RnnzipError
 from .exact import load_exact
 
@@ -44,11 +45,16 @@ def _load(model_dir: str, backend: str, device: str):
         raise ModelError(f"exact model in {model_dir!r} has identity "
                          f"{engine.identity[:16]}..., its card says "
                          f"{exact['identity'][:16]}...")
+    min_segment = (card.get("coding") or {}).get("min_segment", MIN_SEGMENT)
+    if not isinstance(min_segment, int) or min_segment < 1:
+        raise ModelError(f"model {name!r}: coding.min_segment on its card must be a "
+                         f"positive integer, not {min_segment!r}")
     if backend == "mxnet":
         from .exact_mx import MXNetExactModel
         from .model import get_device
 
         engine = MXNetExactModel(engine, get_device(device))
+    engine.min_segment = min_segment
     return engine, name
 
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from . import modeldir
 from ._version import __version__
-from .codec import MIN_SEGMENT, choose_segments, frame_frequencies, segment_layout
+from .codec import MIN_SEGMENT, frame_frequencies, model_segments, segment_layout
 from .container import FRAME_SIZE, write_archive
 from .data import Alphabet, d2l_preprocess
 from .errors import RnnzipError
@@ -82,12 +82,12 @@ class Evaluation:
     details: list
 
 
-def _frames(n: int, num_segments: int | None):
+def _frames(n: int, num_segments: int | None, engine):
     """The archive's frames: (start, end, segments asked, seg_len, lengths)."""
     out = []
     for start in range(0, n, FRAME_SIZE):
         end = min(n, start + FRAME_SIZE)
-        asked = num_segments or choose_segments(end - start)
+        asked = num_segments or model_segments(engine, end - start)
         seg_len, lengths = segment_layout(end - start, asked)
         out.append((start, end, asked, seg_len, lengths))
     return out
@@ -223,7 +223,7 @@ def _evaluate_one(path, raw, model_bits_cost, ctx):
     symbols = alphabet.encode(raw).astype(np.int64)
     n = len(symbols)
     text = raw if alphabet.lossless else d2l_preprocess(raw).encode("utf-8")
-    frames = _frames(n, ctx["num_segments"])
+    frames = _frames(n, ctx["num_segments"], engine)
     say = ctx["say"]
 
     # the archive itself, exactly as `rnnzip compress` writes it

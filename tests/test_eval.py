@@ -397,10 +397,47 @@ def test_per_character_bits_follow_the_frames(tiny_gru, monkeypatch):
     engine, _ = load_engine(tiny_gru)
     symbols = np.frombuffer(_text(300, seed=4), np.uint8).astype(np.int64)
     monkeypatch.setattr(evaluate_module, "FRAME_SIZE", 5000)
-    frames = evaluate_module._frames(len(symbols), 2)
+    frames = evaluate_module._frames(len(symbols), 2, engine)
     assert len(frames) > 2
     bits, _, _ = evaluate_module._exact_detail(engine, symbols, frames, 256)
     for start, end, asked, _, _ in frames:
         assert math.isclose(bits[start:end].sum(),
                             exact_bits(engine, symbols[start:end], asked),
                             rel_tol=1e-9)
+
+
+def test_a_card_sets_the_segment_size_of_compress_and_eval(make_model, files,
+                                                          tmp_path):
+    from rnnzip import modeldir
+
+    model_dir = make_model("rnn", 1, 16, 7, "tiny-rnn-short-segments")
+    card = modeldir.read_card(str(model_dir))
+    card["coding"] = {"min_segment": 1024}
+    modeldir.write_card(str(model_dir), card)
+    size = os.path.getsize(files["text"])
+    assert size // 4096 == 4  # the default would take 4 segments
+
+    out = tmp_path / "text.rnz"
+    result = CliRunner().invoke(main, ["compress", "-f", "-m", str(model_dir),
+                                       "-o", str(out), files["text"]])
+    assert result.exit_code == 0, result.output
+    report = evaluate([files["text"]], str(model_dir), classical=False)
+    archive = report["files"][0]["archive"]
+    assert archive["segments"] == size // 1024
+    assert archive["bytes"] == out.stat().st_size
+    result = CliRunner().invoke(main, ["decompress", "-c", str(out)])
+    with open(files["text"], "rb") as f:
+        assert result.stdout_bytes == f.read()
+
+
+def test_a_bad_segment_size_on_a_card_is_refused(make_model, files):
+    from rnnzip import modeldir
+
+    model_dir = make_model("rnn", 1, 16, 8, "tiny-rnn-bad-segments")
+    card = modeldir.read_card(str(model_dir))
+    card["coding"] = {"min_segment": 0}
+    modeldir.write_card(str(model_dir), card)
+    result = CliRunner().invoke(main, ["compress", "-c", "-m", str(model_dir),
+                                       files["text"]])
+    assert result.exit_code != 0
+    assert "coding.min_segment" in result.output
