@@ -15,6 +15,7 @@ import constriction
 import numpy as np
 
 from .exact import START_SYMBOL
+from .mixer import ContextMixer
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -80,10 +81,16 @@ def _active(t: int, lengths: list[int]) -> int:
     return len(lengths) if t < lengths[-1] else len(lengths) - 1
 
 
-def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[int]):
-    """Yield (targets, freqs) in coding order, many steps per call (encoder)."""
+def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[int],
+                      mix: bool = False):
+    """Yield (targets, freqs) in coding order, many steps per call (encoder).
+
+    With ``mix``, the network's frequencies go through a :class:`ContextMixer`
+    step by step, as the decoder will see them.
+    """
     grid, inputs = _grid(symbols, seg_len, lengths)
     state = engine.begin_state(len(lengths))
+    mixer = ContextMixer(len(lengths)) if mix else None
     for t0 in range(0, seg_len, HEAD_CHUNK):
         t1 = min(seg_len, t0 + HEAD_CHUNK)
         tops = []
@@ -93,6 +100,8 @@ def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[i
         freqs = engine.freqs(engine.stack(tops))  # ((t1-t0) * segments, vocab)
         freqs = freqs.reshape(t1 - t0, len(lengths), -1)
         targets = grid[t0:t1]
+        if mixer is not None:
+            freqs = _mix_steps(mixer, freqs, targets, t0, lengths)
         if t1 <= lengths[-1] or len(lengths) == 1:
             yield targets.reshape(-1), freqs.reshape(-1, freqs.shape[-1])
         else:
@@ -102,6 +111,16 @@ def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[i
             yield targets[keep], freqs[keep]
 
 
+def _mix_steps(mixer, freqs, targets, t0, lengths):
+    """Run a chunk of steps through the mixer; rows past their end get ones."""
+    out = np.ones(freqs.shape, np.int64)
+    for i in range(len(freqs)):
+        m = _active(t0 + i, lengths)
+        out[i, :m] = mixer.predict(freqs[i, :m])
+        mixer.update(targets[i, :m])
+    return out
+
+
 def ideal_bits(targets: np.ndarray, freqs: np.ndarray) -> float:
     """Bits an ideal coder spends on ``targets`` under integer ``freqs``."""
     totals = freqs.sum(axis=1, dtype=np.float64)
@@ -109,22 +128,23 @@ def ideal_bits(targets: np.ndarray, freqs: np.ndarray) -> float:
     return float(np.sum(np.log2(totals) - np.log2(picked)))
 
 
-def encode_frame(engine, data: bytes, num_segments: int):
+def encode_frame(engine, data: bytes, num_segments: int, mix: bool = False):
     """Compress one frame; return (seg_len, lengths, words, ideal_bits)."""
     symbols = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
     seg_len, lengths = segment_layout(len(symbols), num_segments)
     encoder = constriction.stream.queue.RangeEncoder()
     entropy_model = _entropy_model()
     bits = 0.0
-    for targets, freqs in frame_frequencies(engine, symbols, seg_len, lengths):
+    for targets, freqs in frame_frequencies(engine, symbols, seg_len, lengths, mix):
         encoder.encode(targets.astype(np.int32), entropy_model,
                        freqs.astype(np.float64))
         bits += ideal_bits(targets, freqs)
     return seg_len, lengths, encoder.get_compressed(), bits
 
 
-def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int]) -> bytes:
-    """Decompress one frame coded by :func:`encode_frame`."""
+def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
+                 mix: bool = False) -> bytes:
+    """Decompress one frame coded by :func:`encode_frame` with the same ``mix``."""
     if not lengths:
         return b""
     decoder = constriction.stream.queue.RangeDecoder(words)
@@ -132,23 +152,33 @@ def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int]) ->
     grid = np.zeros((seg_len, len(lengths)), dtype=np.int64)
     state = engine.begin_state(len(lengths))
     x = np.full(len(lengths), START_SYMBOL, dtype=np.int64)
+    mixer = ContextMixer(len(lengths)) if mix else None
     for t in range(seg_len):
         state = engine.advance(x, state)
         freqs = engine.freqs(engine.top(state))  # (segments, vocab)
         m = _active(t, lengths)
+        freqs = freqs[:m] if mixer is None else mixer.predict(freqs[:m])
         x = np.zeros(len(lengths), dtype=np.int64)
-        x[:m] = decoder.decode(entropy_model, freqs[:m].astype(np.float64))
+        x[:m] = decoder.decode(entropy_model, freqs.astype(np.float64))
+        if mixer is not None:
+            mixer.update(x[:m])
         grid[t] = x
     out = grid.T.reshape(-1)[:sum(lengths)]
     return out.astype(np.uint8).tobytes()
 
 
-def frequencies_stepwise(engine, symbols, seg_len, lengths):
+def frequencies_stepwise(engine, symbols, seg_len, lengths, mix: bool = False):
     """The decoder's view: frequencies computed one step at a time (tests)."""
     grid, inputs = _grid(np.asarray(symbols, dtype=np.int64), seg_len, lengths)
     state = engine.begin_state(len(lengths))
+    mixer = ContextMixer(len(lengths)) if mix else None
     out = []
     for t in range(seg_len):
         state = engine.advance(inputs[t], state)
-        out.append(engine.freqs(engine.top(state))[:_active(t, lengths)])
+        m = _active(t, lengths)
+        freqs = engine.freqs(engine.top(state))[:m]
+        if mixer is not None:
+            freqs = mixer.predict(freqs)
+            mixer.update(grid[t, :m])
+        out.append(freqs)
     return np.concatenate(out)
