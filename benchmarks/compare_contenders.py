@@ -87,7 +87,11 @@ def _rnnzip_command() -> list:
 
 
 def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
-    """Build a contender per rnnzip model: all installed ones, or those named."""
+    """Build a contender per rnnzip model: all installed ones, or those named.
+
+    A name may end in ``+mix`` or ``+nomix``: the model with context mixing
+    forced on or off (``--mix``, ``--no-mix``) instead of as its card says.
+    """
     from rnnzip import __version__
     from rnnzip.errors import RnnzipError
     from rnnzip.modeldir import list_models, read_card
@@ -96,8 +100,14 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
     command = _rnnzip_command()
     options = ["--backend", backend, "--device", device]
     out = []
-    for name in sorted(installed) if names is None else names:
-        c = Contender(name, f"rnnzip {name}", "rnnzip", suffix=".rnz")
+    for label in sorted(installed) if names is None else names:
+        name, _, variant = label.partition("+")
+        mix = {"": [], "mix": ["--mix"], "nomix": ["--no-mix"]}.get(variant)
+        c = Contender(label, f"rnnzip {label}", "rnnzip", suffix=".rnz")
+        if mix is None:
+            out.append(c)
+            c.status, c.note = "skipped", f"unknown variant {variant!r}: +mix or +nomix"
+            continue
         out.append(c)
         if name not in installed:
             c.status = "missing"
@@ -117,6 +127,6 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
         identity = card.get("exact", {}).get("identity", "")
         c.version = (f"rnnzip {__version__}, {arch['cell']} {arch['num_layers']}x"
                      f"{arch['num_hiddens']}, model {identity[:12]}")
-        c.compress = [*command, "compress", "-c", "-m", name, *options, "{in}"]
+        c.compress = [*command, "compress", "-c", "-m", name, *mix, *options, "{in}"]
         c.decompress = [*command, "decompress", "-c", *options, "{in}"]
     return out

@@ -27,19 +27,22 @@ __all__ = ["compress", "decompress", "RnnzipError", "ModelError", "__version__"]
 
 
 def compress(data: bytes, model: str = None, *, backend: str = "auto",
-             device: str = "auto") -> bytes:
+             device: str = "auto", mix: bool = None) -> bytes:
     """Compress ``data`` and return the ``.rnz`` archive as bytes.
 
     ``model`` is a model name or directory; the default is the shipped default
     model. ``backend`` is ``auto``, ``numpy`` or ``mxnet``; ``device`` is
     ``auto``, ``cpu``, ``gpu`` or ``gpu:N`` (used by the MXNet back-end).
+    ``mix`` turns context mixing (the network's predictions refined by the
+    statistics of ``data`` itself) on or off; ``None`` takes the model's choice.
     """
     from .container import write_archive
     from .engines import load_engine
 
     engine, name = load_engine(model, backend, device)
     out = _io.BytesIO()
-    write_archive(engine, name, _io.BytesIO(memoryview(data).tobytes()), out)
+    write_archive(engine, name, _io.BytesIO(memoryview(data).tobytes()), out,
+                  mix=mix)
     return out.getvalue()
 
 

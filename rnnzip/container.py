@@ -4,7 +4,8 @@ All integers are little-endian. An archive is a header, any number of frames
 and a trailer::
 
     header   magic  8 bytes  b"\\x89RNZ\\r\\n\\x1a\\n"
-             version u8, flags u8 (0)
+             version u8, flags u8 (bit 0: frames are context-mixed,
+             see rnnzip.mixer; the other bits are 0)
              model identity, 32 bytes (sha256, see exact.model_identity)
              model name: length u8, UTF-8 bytes
              frame size u32 (the largest frame the encoder makes)
@@ -42,6 +43,8 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo"
 MAGIC = b"\x89RNZ\r\n\x1a\n"
 FORMAT_VERSION = 1
 FRAME_SIZE = 1 << 20
+FLAG_MIX = 0x01  # the network's frequencies go through rnnzip.mixer
+_KNOWN_FLAGS = FLAG_MIX
 
 _HEADER = struct.Struct("<BB32s")
 _FRAME = struct.Struct("<IIIII")  # length, seg_len, segments, words, crc
@@ -78,6 +81,7 @@ class ArchiveInfo:
     crc: int = 0
     header_bytes: int = 0
     members: int = 1
+    mix: bool = False
 
     @property
     def coder_bytes(self) -> int:
@@ -119,16 +123,18 @@ class _Reader:
         return data
 
 
-def _header_bytes(identity: bytes, name: str, frame_size: int) -> bytes:
+def _header_bytes(identity: bytes, name: str, frame_size: int, mix: bool) -> bytes:
     raw_name = name.encode("utf-8")[:255]
-    head = (MAGIC + _HEADER.pack(FORMAT_VERSION, 0, identity)
+    flags = FLAG_MIX if mix else 0
+    head = (MAGIC + _HEADER.pack(FORMAT_VERSION, flags, identity)
             + bytes([len(raw_name)]) + raw_name + _U32.pack(frame_size))
     return head + _U32.pack(zlib.crc32(head))
 
 
 def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
                   num_segments: int | None = None, progress=None,
-                  store_incompressible: bool = True) -> ArchiveInfo:
+                  store_incompressible: bool = True,
+                  mix: bool | None = None) -> ArchiveInfo:
     """Compress everything ``source.read`` gives into ``sink.write``.
 
     ``engine`` is an exact model (numpy or MXNet back-end); ``name`` is the
@@ -137,19 +143,23 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
     ``progress(n)`` is called with the bytes of each frame done. A frame whose
     coded form would not be smaller than its bytes is stored as it is, unless
     ``store_incompressible`` is false (tests use that to pin the coder).
+    ``mix`` turns context mixing on or off; ``None`` takes the model's choice
+    (``engine.mix``, from its card), and the header records it.
     """
+    if mix is None:
+        mix = getattr(engine, "mix", False)
     identity = bytes.fromhex(engine.identity)
-    head = _header_bytes(identity, name, frame_size)
+    head = _header_bytes(identity, name, frame_size, mix)
     sink.write(head)
     info = ArchiveInfo(identity=identity, model_name=name, frame_size=frame_size,
-                       header_bytes=len(head))
+                       header_bytes=len(head), mix=mix)
     crc, total = 0, len(head)
     while True:
         data = source.read(frame_size)
         if not data:
             break
         segments = num_segments or model_segments(engine, len(data))
-        seg_len, lengths, words, bits = encode_frame(engine, data, segments)
+        seg_len, lengths, words, bits = encode_frame(engine, data, segments, mix)
         frame = FrameInfo(len(data), seg_len, len(lengths), len(words), bits)
         if store_incompressible and 4 * len(words) >= len(data):
             # the model does not fit these bytes: store them rather than expand
@@ -203,9 +213,10 @@ def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
     head = magic + fixed + name_len + name + frame_size
     if zlib.crc32(head) != crc:
         raise RnnzipError("corrupt archive header (its checksum does not match)")
-    if flags != 0:
-        raise RnnzipError(f"archive header has unknown flags {flags:#04x}")
-    info = ArchiveInfo(version=version, identity=identity,
+    if flags & ~_KNOWN_FLAGS:
+        raise RnnzipError(f"archive header has unknown flags {flags:#04x}; a newer "
+                          f"rnnzip wrote it, upgrade rnnzip")
+    info = ArchiveInfo(version=version, identity=identity, mix=bool(flags & FLAG_MIX),
                        model_name=name.decode("utf-8", errors="replace"),
                        frame_size=_U32.unpack(frame_size)[0],
                        header_bytes=len(head) + 4)
@@ -315,7 +326,7 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         lengths = [seg_len] * (segments - 1) + [length - seg_len * (segments - 1)]
         try:
-            data = decode_frame(engine, words, seg_len, lengths)
+            data = decode_frame(engine, words, seg_len, lengths, info.mix)
         except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
             raise RnnzipError(f"checksum mismatch in frame {index}: the range "
                               f"coder failed ({exc}); the data is corrupt, or the "

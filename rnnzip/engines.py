@@ -49,12 +49,17 @@ def _load(model_dir: str, backend: str, device: str):
     if not isinstance(min_segment, int) or min_segment < 1:
         raise ModelError(f"model {name!r}: coding.min_segment on its card must be a "
                          f"positive integer, not {min_segment!r}")
+    mix = (card.get("coding") or {}).get("mix", False)
+    if not isinstance(mix, bool):
+        raise ModelError(f"model {name!r}: coding.mix on its card must be true or "
+                         f"false, not {mix!r}")
     if backend == "mxnet":
         from .exact_mx import MXNetExactModel
         from .model import get_device
 
         engine = MXNetExactModel(engine, get_device(device))
     engine.min_segment = min_segment
+    engine.mix = mix
     return engine, name
 
 

@@ -154,13 +154,17 @@ def _exact_entry(bits, n, float_entry):
     return {"bits": bits, "bpc": bpc, "quantization_loss": loss}
 
 
-_PARTS = ("model", "cold_start", "coder_overhead", "headers")
+_PARTS = ("model", "cold_start", "mixing", "coder_overhead", "headers")
 
 
-def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds):
+def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds,
+                   network_bits):
+    """The archive and its parts; ``network_bits``: the exact network's ideal
+    bits on the archive's layout, before any context mixing."""
     n = info.original_size
     ideal = info.ideal_bits
-    parts = {"model": ideal - cold_bits, "cold_start": cold_bits,
+    parts = {"model": network_bits - cold_bits, "cold_start": cold_bits,
+             "mixing": ideal - network_bits,
              "coder_overhead": 8 * info.coder_bytes - ideal,
              "headers": 8 * info.header_bytes}
     return {
@@ -172,6 +176,7 @@ def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds):
         "parts": {k: {"bits": v, "bpc": _rate(v, n)} for k, v in parts.items()},
         "cold_start_measured_on": measured_on,
         "cold_start_estimated": estimated,
+        "mix": info.mix,
         "seconds": round(seconds, 4),
     }
 

@@ -52,6 +52,8 @@ def _file_lines(entry, model) -> list:
                          f"{ar['segments']} segment(s)"))
         for label, key, note in (("  model, warm", "model", ""),
                                  ("  cold starts of segments", "cold_start", est),
+                                 ("  context mixing", "mixing",
+                                  "on" if ar.get("mix") else "off"),
                                  ("  range coder overhead", "coder_overhead", ""),
                                  ("  headers and checksums", "headers", "")):
             part = ar["parts"][key]

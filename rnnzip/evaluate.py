@@ -43,7 +43,8 @@ import numpy as np
 
 from . import modeldir
 from ._version import __version__
-from .codec import MIN_SEGMENT, frame_frequencies, model_segments, segment_layout
+from .codec import (MIN_SEGMENT, frame_frequencies, ideal_bits, model_segments,
+                    segment_layout)
 from .container import FRAME_SIZE, write_archive
 from .data import Alphabet, d2l_preprocess
 from .errors import RnnzipError
@@ -127,6 +128,12 @@ def _exact_detail(engine, symbols, frames, vocab_size):
             top[pos] = best
             top_p[pos] = freqs[rows[:, None], best] / totals[:, None]
     return bits, top, top_p
+
+
+def _network_bits(engine, frame, seg_len, lengths) -> float:
+    """Ideal bits of the exact network alone on one frame's layout."""
+    return float(sum(ideal_bits(t, f) for t, f in
+                     frame_frequencies(engine, frame, seg_len, lengths)))
 
 
 def _warm_bits(engine, symbols) -> float:
@@ -258,16 +265,25 @@ def _evaluate_one(path, raw, model_bits_cost, ctx):
         float_bits = _float_bits(ctx["float_model"], symbols, frames)
         say(f"{path}: float model in {time.perf_counter() - t0:.1f} s")
     float_entry = _float_entry(float_bits, n)
-    exact_bits = info.ideal_bits if info is not None else float(detail[0].sum())
+    if info is None:
+        exact_bits = float(detail[0].sum())
+    elif info.mix:
+        # the network alone, on the same layout; mixing is a part of its own
+        net_frames = [_network_bits(engine, symbols[s:e], seg_len, lengths)
+                      for s, e, _, seg_len, lengths in frames]
+        exact_bits = float(sum(net_frames))
+    else:
+        net_frames = [f.ideal_bits for f in info.frames]
+        exact_bits = info.ideal_bits
 
     archive = with_model = None
     if info is not None:
         t0 = time.perf_counter()
-        frame_bits = [f.ideal_bits for f in info.frames]
         cold, measured_on, estimated = _cold_start(
-            engine, symbols, frames, frame_bits, None if detail is None else detail[0])
+            engine, symbols, frames, net_frames, None if detail is None else detail[0])
         say(f"{path}: cold starts in {time.perf_counter() - t0:.1f} s")
-        archive = _archive_entry(info, frames, cold, measured_on, estimated, seconds)
+        archive = _archive_entry(info, frames, cold, measured_on, estimated, seconds,
+                                 exact_bits)
         total = 8 * info.archive_size + model_bits_cost
         with_model = {"bits": total, "bpc": _rate(total, n)}
 

@@ -1,6 +1,7 @@
 """The numpy and MXNet back-ends give identical frequencies and archives."""
 
 import io
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -56,14 +57,17 @@ def _check_backends_agree(name, ctx):
     symbols = np.frombuffer(DATA, dtype=np.uint8).astype(np.int64)
     seg_len, lengths = codec.segment_layout(len(symbols), 5)
     assert lengths[-1] < seg_len
-    for view in (codec.frequencies_stepwise, _frame_freqs):
-        want = view(np_engine, symbols, seg_len, lengths)
-        got = view(mx_engine, symbols, seg_len, lengths)
+    for view, mix in itertools.product(
+            (codec.frequencies_stepwise, _frame_freqs), (False, True)):
+        want = view(np_engine, symbols, seg_len, lengths, mix=mix)
+        got = view(mx_engine, symbols, seg_len, lengths, mix=mix)
         assert got.dtype == want.dtype
         assert np.array_equal(got, want)
 
-    # byte-identical archives, each decoded by the other back-end
-    for kwargs in ({"num_segments": 4}, {"frame_size": 100, "num_segments": 3}):
+    # byte-identical archives, each decoded by the other back-end, with and
+    # without context mixing
+    for kwargs in ({"num_segments": 4}, {"frame_size": 100, "num_segments": 3},
+                   {"num_segments": 4, "mix": True}):
         a = _archive(np_engine, model_name, DATA, **kwargs)
         b = _archive(mx_engine, model_name, DATA, **kwargs)
         assert a == b
@@ -71,9 +75,9 @@ def _check_backends_agree(name, ctx):
         assert _decode(np_engine, b) == DATA
 
 
-def _frame_freqs(engine, symbols, seg_len, lengths):
+def _frame_freqs(engine, symbols, seg_len, lengths, mix=False):
     return np.concatenate([f for _, f in codec.frame_frequencies(
-        engine, symbols, seg_len, lengths)])
+        engine, symbols, seg_len, lengths, mix)])
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -213,8 +213,22 @@ def test_info_command(run, plain, tmp_path, tiny_gru):
     assert fields["original"].startswith(f"{len(DATA):,} bytes, crc32 ")
     assert fields["archive"].startswith(f"{size:,} bytes (")
     assert fields["bpc"] == f"{8 * size / len(DATA):.4f}"
-    assert fields["format"] == "version 1"
+    assert fields["format"] == "version 1, context mixing off"
     assert len(fields["identity"]) == 64
+
+
+def test_mix_option_reaches_the_archive(run, plain, tmp_path):
+    run("compress", "--mix", "-o", "mixed.rnz", "plain.txt", "-m", "tiny-gru",
+        expect=0)
+    run("compress", "--no-mix", "-o", "plain.rnz", "plain.txt", "-m", "tiny-gru",
+        expect=0)
+    for name, state in (("mixed.rnz", "on"), ("plain.rnz", "off")):
+        out = run("info", name, expect=0).stdout.decode()
+        assert f"version 1, context mixing {state}" in out
+        restored = run("decompress", "-c", name, expect=0).stdout
+        assert restored == (tmp_path / "plain.txt").read_bytes()
+    assert ((tmp_path / "mixed.rnz").read_bytes()
+            != (tmp_path / "plain.rnz").read_bytes())
 
 
 def test_verbose_reports_sizes_on_stderr(run, plain):

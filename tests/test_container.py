@@ -185,8 +185,8 @@ def test_name_length_past_the_end(archive):
 
 
 def test_unknown_flags_behind_a_good_checksum(archive):
-    packed = _reseal(_put(archive, _fields(archive)["flags"], 1))
-    _fails(packed, "^archive header has unknown flags 0x01")
+    packed = _reseal(_put(archive, _fields(archive)["flags"], 2))
+    _fails(packed, "^archive header has unknown flags 0x02")
 
 
 def test_other_identity_behind_a_good_checksum(archive, model_root):

@@ -441,3 +441,23 @@ def test_a_bad_segment_size_on_a_card_is_refused(make_model, files):
                                        files["text"]])
     assert result.exit_code != 0
     assert "coding.min_segment" in result.output
+
+
+def test_mixing_is_a_part_of_its_own(tiny_gru, files, tmp_path, write_model_dir):
+    # the same tiny network, its card asking for context mixing: the exact
+    # figures are the network's, the mixing part is what mixing saved
+    mixed_dir = tmp_path / "tiny-gru-mixed"
+    write_model_dir(str(mixed_dir), "gru", 1, 16, 0, "tiny-gru-mixed")
+    card = json.loads((mixed_dir / "card.json").read_text())
+    card["coding"] = {"mix": True}
+    (mixed_dir / "card.json").write_text(json.dumps(card))
+    plain = evaluate([files["text"]], tiny_gru, classical=False)["files"][0]
+    mixed = evaluate([files["text"]], str(mixed_dir), classical=False)["files"][0]
+    assert mixed["archive"]["mix"] and not plain["archive"]["mix"]
+    assert mixed["exact"]["bits"] == plain["exact"]["bits"]
+    assert plain["archive"]["parts"]["mixing"]["bits"] == 0
+    saved = mixed["archive"]["parts"]["mixing"]["bits"]
+    assert saved < 0
+    assert math.isclose(_parts_bits(mixed["archive"]), 8 * mixed["archive"]["bytes"],
+                        rel_tol=1e-12, abs_tol=1e-6)
+    assert mixed["archive"]["bytes"] < plain["archive"]["bytes"]

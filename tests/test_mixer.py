@@ -1,0 +1,136 @@
+"""Context mixing: exact, the same for encoder and decoder, and worth its cost."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnnzip
+from rnnzip import codec, container, engines, mixer
+from rnnzip.errors import RnnzipError
+
+TEXT = ("The Time Traveller (for so it will be convenient to speak of him) was "
+        "expounding a recondite matter to us.\r\n").encode() * 12
+
+
+def _archive(engine, name, data, **kwargs):
+    out = io.BytesIO()
+    kwargs.setdefault("store_incompressible", False)
+    info = container.write_archive(engine, name, io.BytesIO(data), out, **kwargs)
+    return out.getvalue(), info
+
+
+def test_encoder_and_decoder_see_the_same_mixed_frequencies(tiny_gru):
+    engine, _ = engines.load_engine(tiny_gru)
+    symbols = np.frombuffer(TEXT, dtype=np.uint8).astype(np.int64)
+    seg_len, lengths = codec.segment_layout(len(symbols), 7)
+    assert lengths[-1] < seg_len  # a short last segment drops out early
+    chunked = np.concatenate([f for _, f in codec.frame_frequencies(
+        engine, symbols, seg_len, lengths, mix=True)])
+    stepwise = codec.frequencies_stepwise(engine, symbols, seg_len, lengths, mix=True)
+    plain = codec.frequencies_stepwise(engine, symbols, seg_len, lengths)
+    assert chunked.dtype == np.int64
+    assert np.array_equal(chunked, stepwise)
+    assert chunked.shape == plain.shape
+    assert chunked.min() >= 1
+    assert not np.array_equal(chunked, plain)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"x", bytes(range(256)) * 3, TEXT,
+    np.random.default_rng(5).integers(0, 256, 3000, np.uint8).tobytes(),
+], ids=["empty", "one", "every-byte", "text", "random"])
+@pytest.mark.parametrize("kwargs", [{}, {"num_segments": 5},
+                                    {"frame_size": 500, "num_segments": 3}])
+def test_round_trip_with_mixing(tiny_gru, data, kwargs):
+    engine, name = engines.load_engine(tiny_gru)
+    packed, info = _archive(engine, name, data, mix=True, **kwargs)
+    assert info.mix
+    assert rnnzip.decompress(packed) == data
+
+
+def test_mixing_learns_what_the_network_cannot_know(tiny_gru):
+    # a random 200-byte line repeated: the tiny random network cannot predict
+    # it; the frame's own statistics can, once the line has been seen
+    line = np.random.default_rng(7).integers(0, 256, 200, np.uint8).tobytes()
+    data = line * 30
+    engine, name = engines.load_engine(tiny_gru)
+    plain, _ = _archive(engine, name, data, mix=False, num_segments=1)
+    mixed, _ = _archive(engine, name, data, mix=True, num_segments=1)
+    assert len(plain) > 0.9 * len(data)
+    assert len(mixed) < 0.15 * len(plain)
+    assert rnnzip.decompress(mixed) == data
+
+
+def test_segments_share_what_they_learn(tiny_gru):
+    # two segments in lockstep, the second holding the first's random block
+    # rotated by half: each half is seen by one segment 200 steps before the
+    # other needs it, so together they cost about half of two separate frames
+    engine, name = engines.load_engine(tiny_gru)
+    block = np.random.default_rng(8).integers(0, 256, 400, np.uint8).tobytes()
+    data = block + block[200:] + block[:200]
+    alone, _ = _archive(engine, name, block, mix=True, num_segments=1)
+    shared, _ = _archive(engine, name, data, mix=True, num_segments=2)
+    assert len(shared) < 0.7 * 2 * len(alone)
+    assert rnnzip.decompress(shared) == data
+
+
+def test_the_header_records_mixing_and_the_decoder_follows_it(tiny_gru):
+    engine, name = engines.load_engine(tiny_gru)
+    mixed, _ = _archive(engine, name, TEXT, mix=True)
+    plain, _ = _archive(engine, name, TEXT, mix=False)
+    flags = len(container.MAGIC) + 1
+    assert mixed[flags] == container.FLAG_MIX and plain[flags] == 0
+    assert container.read_archive(io.BytesIO(mixed), io.BytesIO(), None,
+                                  info_only=True).mix
+    # the flag flipped behind a good header checksum: decoding without the
+    # mixer meets the mixer's code stream and fails its checksum
+    head_end = 8 + 2 + 32 + 1 + mixed[8 + 2 + 32] + 4
+    body = bytearray(mixed)
+    body[flags] = 0
+    import zlib
+    body[head_end:head_end + 4] = zlib.crc32(bytes(body[:head_end])).to_bytes(4, "little")
+    with pytest.raises(RnnzipError, match="checksum mismatch"):
+        rnnzip.decompress(bytes(body))
+
+
+def test_the_model_card_chooses_and_the_caller_overrides(tiny_gru, make_model):
+    engine, name = engines.load_engine(tiny_gru)
+    assert engine.mix is False  # the tiny models' cards say nothing
+    assert not _archive(engine, name, TEXT)[1].mix
+    assert _archive(engine, name, TEXT, mix=True)[1].mix
+    default = rnnzip.compress(TEXT, model=tiny_gru)
+    forced = rnnzip.compress(TEXT, model=tiny_gru, mix=True)
+    assert default[9] == 0 and forced[9] == container.FLAG_MIX
+    assert rnnzip.decompress(forced) == TEXT
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_frequencies_stay_exact_at_the_extremes(data):
+    # network frequencies anywhere in the exact model's range [1, 2**16], and
+    # symbols that agree or disagree with them: every mixed frequency is an
+    # integer >= 1 and every row's total is exact in float64
+    rows = data.draw(st.integers(1, 6))
+    m = mixer.ContextMixer(rows)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    pattern = rng.integers(0, 256, 9)
+    for t in range(40):
+        kind = data.draw(st.sampled_from(["flat", "peaked", "extreme"]))
+        if kind == "flat":
+            freqs = rng.integers(1, 3, (rows, 256))
+        elif kind == "peaked":
+            freqs = np.ones((rows, 256), np.int64)
+            freqs[:, rng.integers(0, 256)] = 1 << 16
+        else:
+            freqs = np.full((rows, 256), 1 << 16, np.int64)
+        out = m.predict(freqs.astype(np.float32))
+        assert out.dtype == np.int64 and out.shape == (rows, 256)
+        assert out.min() >= 1
+        assert int(out.sum(axis=1).max()) < 2**52
+        symbols = np.full(rows, pattern[t % len(pattern)]) if t % 3 else \
+            rng.integers(0, 256, rows)
+        m.update(symbols)
+    assert (mixer.W_MIN <= m.weights).all() and (m.weights <= mixer.W_MAX).all()
