@@ -72,28 +72,28 @@ class ContextMixer:
     """
 
     def __init__(self, rows: int):
-        n_orders, n_slots = len(ORDERS), 1 << SLOT_BITS
+        # the orders' tables side by side: order j's slots start at j << SLOT_BITS
+        n_slots = len(ORDERS) << SLOT_BITS
         # check 0 marks an empty slot; a used slot holds its 16-bit check + 1
-        self.check = np.zeros((n_orders, n_slots), np.int32)
-        self.syms = np.zeros((n_orders, n_slots, SLOT_SYMBOLS), np.int16)
-        self.cnts = np.zeros((n_orders, n_slots, SLOT_SYMBOLS), np.int32)
-        self.weights = np.full((n_orders + 1) * COUNT_BUCKETS, W_INIT, np.int64)
+        self.check = np.zeros(n_slots, np.int32)
+        self.syms = np.zeros((n_slots, SLOT_SYMBOLS), np.int16)
+        self.cnts = np.zeros((n_slots, SLOT_SYMBOLS), np.int32)
+        self.weights = np.full((len(ORDERS) + 1) * COUNT_BUCKETS, W_INIT, np.int64)
         self.history = np.zeros(rows, np.uint64)  # the last 8 bytes of each row
         self.t = 0
         self._step = None
 
     def _slots(self, m: int):
-        """Slot and check of each order's context, for the first ``m`` rows."""
-        out = []
+        """Slots and checks (m, orders) of the contexts of the first ``m`` rows."""
         hist = self.history[:m]
-        for j, k in enumerate(ORDERS):
-            if self.t < k:
-                break
+        usable = sum(1 for k in ORDERS if k <= self.t)
+        slots = np.empty((m, usable), np.intp)
+        checks = np.empty((m, usable), np.int32)
+        for j in range(usable):
             h = ((hist & _MASKS[j]) + _ORDER_TAGS[j]) * _GOLDEN  # wraps mod 2**64
-            slot = (h >> _SLOT_SHIFT).astype(np.intp)
-            check = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
-            out.append((slot, check))
-        return out
+            slots[:, j] = (h >> _SLOT_SHIFT).astype(np.intp) + (j << SLOT_BITS)
+            checks[:, j] = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
+        return slots, checks
 
     def predict(self, freqs: np.ndarray) -> np.ndarray:
         """Mixed integer frequencies (rows, vocab) from the network's (rows, vocab).
@@ -108,17 +108,19 @@ class ContextMixer:
         # the refined estimate is a * F + (sparse counts), with total Z <= 2**32
         a = (np.int64(1) << _SCALE) // Tr
         Z = a * Tr
-        slots = self._slots(m)
-        s_sym = np.zeros((m, SLOT_SYMBOLS * len(slots)), np.intp)
-        s_val = np.zeros((m, SLOT_SYMBOLS * len(slots)), np.int64)
+        slots, checks = self._slots(m)
+        usable = slots.shape[1]
+        hit = self.check[slots] == checks  # (m, orders)
+        counts = self.cnts[slots].astype(np.int64)  # (m, orders, SLOT_SYMBOLS)
+        counts[~hit] = 0
+        totals = counts.sum(axis=2)
+        distinct = np.count_nonzero(counts, axis=2)
+        s_sym = self.syms[slots].reshape(m, -1).astype(np.intp)
+        s_val = np.zeros((m, SLOT_SYMBOLS * usable), np.int64)
         longest = np.zeros(m, np.int64)
         n_longest = np.zeros(m, np.int64)
-        for j, (slot, check) in enumerate(slots):
-            hit = self.check[j, slot] == check
-            c = self.cnts[j, slot].astype(np.int64)
-            c[~hit] = 0
-            n = c.sum(axis=1)
-            u = np.count_nonzero(c, axis=1)
+        for j in range(usable):
+            c, n, u = counts[:, j], totals[:, j], distinct[:, j]
             seen = n > 0
             den = np.where(seen, n + u, 1)
             w = np.where(seen, u, 1)
@@ -127,7 +129,6 @@ class ContextMixer:
             a = (w * a) // den
             s_val[:, :lo] = (w[:, None] * s_val[:, :lo]) // den[:, None]
             s_val[:, lo:hi] = (c * Z[:, None]) // den[:, None]  # c*Z < 2**41
-            s_sym[:, lo:hi] = self.syms[j, slot]
             Z = a * Tr + s_val.sum(axis=1)
             longest[seen] = j + 1
             n_longest[seen] = n[seen]
@@ -140,12 +141,12 @@ class ContextMixer:
         mixed = F * coef[:, None]  # < 2**43
         np.add.at(mixed, (np.repeat(rows, s_sym.shape[1]), s_sym.reshape(-1)),
                   sparse.reshape(-1))
-        self._step = (F, Tr, a, Z, s_sym, s_val, key, mixed, slots)
+        self._step = (F, Tr, a, Z, s_sym, s_val, key, mixed, slots, checks)
         return mixed  # every entry >= coef >= 1; a row's total < 2**52
 
     def update(self, symbols: np.ndarray) -> None:
         """Learn from the symbols of the rows :meth:`predict` was given."""
-        F, Tr, a, Z, s_sym, s_val, key, mixed, slots = self._step
+        F, Tr, a, Z, s_sym, s_val, key, mixed, slots, checks = self._step
         self._step = None
         y = np.asarray(symbols, dtype=np.int64)
         m = len(y)
@@ -159,30 +160,31 @@ class ContextMixer:
         delta = ((pc - pr) * LEARNING_RATE) // pm
         np.add.at(self.weights, key, delta)
         np.clip(self.weights, W_MIN, W_MAX, out=self.weights)
-        for j, (slot, check) in enumerate(slots):
-            self._count(j, slot, check, y)
+        if slots.shape[1]:
+            self._count(slots.reshape(-1), checks.reshape(-1),
+                        np.repeat(y, slots.shape[1]))
         self.history[:m] = (self.history[:m] << _EIGHT) | y.astype(np.uint64)
         self.t += 1
 
-    def _count(self, j, slot, check, y):
-        """Count ``y`` in each row's slot of order ``j``; same slots in turn."""
+    def _count(self, slot, check, y):
+        """Count each ``y`` in its slot; entries for the same slot in turn."""
         pending = np.arange(len(y))
         while len(pending):
             _, first = np.unique(slot[pending], return_index=True)
             idx = pending[first]
             pending = np.delete(pending, first)
             sl, yy = slot[idx], y[idx]
-            hit = self.check[j, sl] == check[idx]
+            hit = self.check[sl] == check[idx]
             # a new context, or another one with this slot: start it afresh
             miss = sl[~hit]
-            self.check[j, miss] = check[idx][~hit]
-            self.cnts[j, miss] = 0
-            self.syms[j, miss, 0] = yy[~hit]
-            self.cnts[j, miss, 0] = 1
+            self.check[miss] = check[idx][~hit]
+            self.cnts[miss] = 0
+            self.syms[miss, 0] = yy[~hit]
+            self.cnts[miss, 0] = 1
             sl, yy = sl[hit], yy[hit]
             if not len(sl):
                 continue
-            syms, cnts = self.syms[j, sl], self.cnts[j, sl]
+            syms, cnts = self.syms[sl], self.cnts[sl]
             match = (syms == yy[:, None]) & (cnts > 0)
             found = match.any(axis=1)
             # the symbol's own entry, else the least counted (the first of ties)
@@ -192,4 +194,4 @@ class ContextMixer:
             syms[r, pos] = yy
             full = cnts.sum(axis=1) > COUNT_LIMIT
             cnts[full] >>= 1
-            self.syms[j, sl], self.cnts[j, sl] = syms, cnts
+            self.syms[sl], self.cnts[sl] = syms, cnts
