@@ -134,3 +134,17 @@ def test_frequencies_stay_exact_at_the_extremes(data):
             rng.integers(0, 256, rows)
         m.update(symbols)
     assert (mixer.W_MIN <= m.weights).all() and (m.weights <= mixer.W_MAX).all()
+
+
+def test_the_shipped_default_mixes_and_gains(model_root):
+    # the default model's card turns mixing on; on English it must pay off
+    engine, name = engines.load_engine(None)
+    assert name == "english" and engine.mix is True
+    fast, _ = engines.load_engine("english-fast")
+    assert fast.mix is False
+    text = TEXT * 4
+    mixed = rnnzip.compress(text)
+    plain = rnnzip.compress(text, mix=False)
+    assert mixed[len(container.MAGIC) + 1] == container.FLAG_MIX
+    assert len(mixed) < 0.8 * len(plain)
+    assert rnnzip.decompress(mixed) == text
