@@ -189,6 +189,17 @@ def test_unknown_flags_behind_a_good_checksum(archive):
     _fails(packed, "^archive header has unknown flags 0x02")
 
 
+def test_mixing_flag_cleared_behind_a_good_checksum(tiny_gru):
+    # decoding without the mixer meets the mixer's code stream: its checksum
+    # fails (repeated, so that the mixer has seen contexts and changes the odds)
+    engine, name = engines.load_engine(tiny_gru)
+    out = io.BytesIO()
+    container.write_archive(engine, name, io.BytesIO(DATA * 20), out, mix=True,
+                            store_incompressible=False)
+    packed = _reseal(_put(out.getvalue(), _fields(out.getvalue())["flags"], 0))
+    _fails(packed, "^checksum mismatch in frame 1")
+
+
 def test_other_identity_behind_a_good_checksum(archive, model_root):
     f = _fields(archive)
     identity = bytes(32 - 4) + b"\xde\xad\xbe\xef"
