@@ -385,7 +385,7 @@ def info(files):
                    f"  model        {info.model_name} ({installed})\n"
                    f"  identity     {info.identity.hex()}\n"
                    f"  format       version {info.version}, context mixing "
-                   f"{'on' if info.mix else 'off'}\n"
+                   f"{f'on ({info.mixer.name} profile)' if info.mix else 'off'}\n"
                    f"  original     {info.original_size:,} bytes, crc32 "
                    f"{'-' if info.crc is None else format(info.crc, '08x')}\n"
                    f"  archive      {info.archive_size:,} bytes "

@@ -15,7 +15,7 @@ import constriction
 import numpy as np
 
 from .exact import START_SYMBOL
-from .mixer import ContextMixer
+from .mixer import PROFILES, ContextMixer
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -82,15 +82,16 @@ def _active(t: int, lengths: list[int]) -> int:
 
 
 def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[int],
-                      mix: bool = False):
+                      mix=None):
     """Yield (targets, freqs) in coding order, many steps per call (encoder).
 
-    With ``mix``, the network's frequencies go through a :class:`ContextMixer`
-    step by step, as the decoder will see them.
+    With ``mix``, a :class:`rnnzip.mixer.Profile`, the network's frequencies
+    go through a :class:`ContextMixer` step by step, as the decoder will see
+    them (float64 then, integers all the same).
     """
     grid, inputs = _grid(symbols, seg_len, lengths)
     state = engine.begin_state(len(lengths))
-    mixer = ContextMixer(len(lengths)) if mix else None
+    mixer = _mixer(len(lengths), mix)
     for t0 in range(0, seg_len, HEAD_CHUNK):
         t1 = min(seg_len, t0 + HEAD_CHUNK)
         tops = []
@@ -111,9 +112,16 @@ def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[i
             yield targets[keep], freqs[keep]
 
 
+def _mixer(rows: int, mix):
+    """A mixer for ``mix``: a profile, True for the full one, or None / False."""
+    if not mix:
+        return None
+    return ContextMixer(rows, PROFILES[1] if mix is True else mix)
+
+
 def _mix_steps(mixer, freqs, targets, t0, lengths):
     """Run a chunk of steps through the mixer; rows past their end get ones."""
-    out = np.ones(freqs.shape, np.int64)
+    out = np.ones(freqs.shape, np.float64)
     for i in range(len(freqs)):
         m = _active(t0 + i, lengths)
         out[i, :m] = mixer.predict(freqs[i, :m])
@@ -128,7 +136,7 @@ def ideal_bits(targets: np.ndarray, freqs: np.ndarray) -> float:
     return float(np.sum(np.log2(totals) - np.log2(picked)))
 
 
-def encode_frame(engine, data: bytes, num_segments: int, mix: bool = False):
+def encode_frame(engine, data: bytes, num_segments: int, mix=None):
     """Compress one frame; return (seg_len, lengths, words, ideal_bits)."""
     symbols = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
     seg_len, lengths = segment_layout(len(symbols), num_segments)
@@ -137,13 +145,13 @@ def encode_frame(engine, data: bytes, num_segments: int, mix: bool = False):
     bits = 0.0
     for targets, freqs in frame_frequencies(engine, symbols, seg_len, lengths, mix):
         encoder.encode(targets.astype(np.int32), entropy_model,
-                       freqs.astype(np.float64))
+                       np.asarray(freqs, np.float64))
         bits += ideal_bits(targets, freqs)
     return seg_len, lengths, encoder.get_compressed(), bits
 
 
 def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
-                 mix: bool = False) -> bytes:
+                 mix=None) -> bytes:
     """Decompress one frame coded by :func:`encode_frame` with the same ``mix``."""
     if not lengths:
         return b""
@@ -152,14 +160,14 @@ def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
     grid = np.zeros((seg_len, len(lengths)), dtype=np.int64)
     state = engine.begin_state(len(lengths))
     x = np.full(len(lengths), START_SYMBOL, dtype=np.int64)
-    mixer = ContextMixer(len(lengths)) if mix else None
+    mixer = _mixer(len(lengths), mix)
     for t in range(seg_len):
         state = engine.advance(x, state)
         freqs = engine.freqs(engine.top(state))  # (segments, vocab)
         m = _active(t, lengths)
         freqs = freqs[:m] if mixer is None else mixer.predict(freqs[:m])
         x = np.zeros(len(lengths), dtype=np.int64)
-        x[:m] = decoder.decode(entropy_model, freqs.astype(np.float64))
+        x[:m] = decoder.decode(entropy_model, np.asarray(freqs, np.float64))
         if mixer is not None:
             mixer.update(x[:m])
         grid[t] = x
@@ -167,11 +175,11 @@ def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
     return out.astype(np.uint8).tobytes()
 
 
-def frequencies_stepwise(engine, symbols, seg_len, lengths, mix: bool = False):
+def frequencies_stepwise(engine, symbols, seg_len, lengths, mix=None):
     """The decoder's view: frequencies computed one step at a time (tests)."""
     grid, inputs = _grid(np.asarray(symbols, dtype=np.int64), seg_len, lengths)
     state = engine.begin_state(len(lengths))
-    mixer = ContextMixer(len(lengths)) if mix else None
+    mixer = _mixer(len(lengths), mix)
     out = []
     for t in range(seg_len):
         state = engine.advance(inputs[t], state)

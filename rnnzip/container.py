@@ -4,11 +4,13 @@ All integers are little-endian. An archive is a header, any number of frames
 and a trailer::
 
     header   magic  8 bytes  b"\\x89RNZ\\r\\n\\x1a\\n"
-             version u8, flags u8 (bit 0: frames are context-mixed,
-             see rnnzip.mixer; the other bits are 0)
+             version u8, flags u8 (bit 1: frames are context-mixed, see
+             rnnzip.mixer; bit 0 marked the first mixer, which is gone;
+             the other bits are 0)
              model identity, 32 bytes (sha256, see exact.model_identity)
              model name: length u8, UTF-8 bytes
              frame size u32 (the largest frame the encoder makes)
+             mixer profile u8, only with flag bit 1 (mixer.PROFILES)
              crc32 of the header so far, u32
     frame    tag b"F", original length u32, segment length u32,
              segments u32, coder words u32, crc32 of the original bytes u32,
@@ -36,6 +38,7 @@ import numpy as np
 
 from .codec import decode_frame, encode_frame, model_segments
 from .errors import RnnzipError
+from .mixer import PROFILES, Profile
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo",
            "write_archive", "read_archive", "read_header"]
@@ -43,7 +46,8 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo"
 MAGIC = b"\x89RNZ\r\n\x1a\n"
 FORMAT_VERSION = 1
 FRAME_SIZE = 1 << 20
-FLAG_MIX = 0x01  # the network's frequencies go through rnnzip.mixer
+FLAG_MIX_V1 = 0x01  # the first mixer's archives (development builds only)
+FLAG_MIX = 0x02  # the network's frequencies go through rnnzip.mixer
 _KNOWN_FLAGS = FLAG_MIX
 
 _HEADER = struct.Struct("<BB32s")
@@ -81,7 +85,11 @@ class ArchiveInfo:
     crc: int = 0
     header_bytes: int = 0
     members: int = 1
-    mix: bool = False
+    mixer: Profile | None = None  # the context mixing profile, None: no mixing
+
+    @property
+    def mix(self) -> bool:
+        return self.mixer is not None
 
     @property
     def coder_bytes(self) -> int:
@@ -123,11 +131,12 @@ class _Reader:
         return data
 
 
-def _header_bytes(identity: bytes, name: str, frame_size: int, mix: bool) -> bytes:
+def _header_bytes(identity: bytes, name: str, frame_size: int, mixer) -> bytes:
     raw_name = name.encode("utf-8")[:255]
-    flags = FLAG_MIX if mix else 0
+    flags = FLAG_MIX if mixer else 0
     head = (MAGIC + _HEADER.pack(FORMAT_VERSION, flags, identity)
-            + bytes([len(raw_name)]) + raw_name + _U32.pack(frame_size))
+            + bytes([len(raw_name)]) + raw_name + _U32.pack(frame_size)
+            + (bytes([mixer.number]) if mixer else b""))
     return head + _U32.pack(zlib.crc32(head))
 
 
@@ -144,22 +153,25 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
     coded form would not be smaller than its bytes is stored as it is, unless
     ``store_incompressible`` is false (tests use that to pin the coder).
     ``mix`` turns context mixing on or off; ``None`` takes the model's choice
-    (``engine.mix``, from its card), and the header records it.
+    (``engine.mix``, from its card). The profile is the model's
+    (``engine.mix_profile``, the full one if its card names none); the header
+    records it.
     """
     if mix is None:
         mix = getattr(engine, "mix", False)
+    mixer = (getattr(engine, "mix_profile", None) or PROFILES[1]) if mix else None
     identity = bytes.fromhex(engine.identity)
-    head = _header_bytes(identity, name, frame_size, mix)
+    head = _header_bytes(identity, name, frame_size, mixer)
     sink.write(head)
     info = ArchiveInfo(identity=identity, model_name=name, frame_size=frame_size,
-                       header_bytes=len(head), mix=mix)
+                       header_bytes=len(head), mixer=mixer)
     crc, total = 0, len(head)
     while True:
         data = source.read(frame_size)
         if not data:
             break
         segments = num_segments or model_segments(engine, len(data))
-        seg_len, lengths, words, bits = encode_frame(engine, data, segments, mix)
+        seg_len, lengths, words, bits = encode_frame(engine, data, segments, mixer)
         frame = FrameInfo(len(data), seg_len, len(lengths), len(words), bits)
         if store_incompressible and 4 * len(words) >= len(data):
             # the model does not fit these bytes: store them rather than expand
@@ -209,14 +221,23 @@ def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
     name_len = r.read(1, "the header")
     name = r.read(name_len[0], "the header")
     frame_size = r.read(4, "the header")
+    number = r.read(1, "the header") if flags & FLAG_MIX else b""
     crc = _U32.unpack(r.read(4, "the header"))[0]
-    head = magic + fixed + name_len + name + frame_size
+    head = magic + fixed + name_len + name + frame_size + number
     if zlib.crc32(head) != crc:
         raise RnnzipError("corrupt archive header (its checksum does not match)")
+    if flags & FLAG_MIX_V1:
+        raise RnnzipError("the archive was context-mixed by the first mixer of "
+                          "rnnzip's development builds, which this rnnzip no longer "
+                          "has; decode it with the build that wrote it")
     if flags & ~_KNOWN_FLAGS:
         raise RnnzipError(f"archive header has unknown flags {flags:#04x}; a newer "
                           f"rnnzip wrote it, upgrade rnnzip")
-    info = ArchiveInfo(version=version, identity=identity, mix=bool(flags & FLAG_MIX),
+    if number and number[0] not in PROFILES:
+        raise RnnzipError(f"archive header names context mixing profile "
+                          f"{number[0]}, unknown to this rnnzip; upgrade rnnzip")
+    info = ArchiveInfo(version=version, identity=identity,
+                       mixer=PROFILES[number[0]] if number else None,
                        model_name=name.decode("utf-8", errors="replace"),
                        frame_size=_U32.unpack(frame_size)[0],
                        header_bytes=len(head) + 4)
@@ -326,7 +347,7 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         lengths = [seg_len] * (segments - 1) + [length - seg_len * (segments - 1)]
         try:
-            data = decode_frame(engine, words, seg_len, lengths, info.mix)
+            data = decode_frame(engine, words, seg_len, lengths, info.mixer)
         except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
             raise RnnzipError(f"checksum mismatch in frame {index}: the range "
                               f"coder failed ({exc}); the data is corrupt, or the "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 
-from . import modeldir
+from . import mixer, modeldir
 from .codec import MIN_SEGMENT
 from .errors import ModelError, RnnzipError
 from .exact import load_exact
@@ -50,16 +50,24 @@ def _load(model_dir: str, backend: str, device: str):
         raise ModelError(f"model {name!r}: coding.min_segment on its card must be a "
                          f"positive integer, not {min_segment!r}")
     mix = (card.get("coding") or {}).get("mix", False)
-    if not isinstance(mix, bool):
-        raise ModelError(f"model {name!r}: coding.mix on its card must be true or "
-                         f"false, not {mix!r}")
+    try:
+        # true: the full profile; a name: that profile; false: no mixing
+        profile = mixer.profile("full" if mix is True else mix) if mix else None
+    except ValueError:
+        profile = None
+    if not (mix is False or profile):
+        raise ModelError(f"model {name!r}: coding.mix on its card must be true, "
+                         f"false or a profile name ("
+                         f"{', '.join(p.name for p in mixer.PROFILES.values())}), "
+                         f"not {mix!r}")
     if backend == "mxnet":
         from .exact_mx import MXNetExactModel
         from .model import get_device
 
         engine = MXNetExactModel(engine, get_device(device))
     engine.min_segment = min_segment
-    engine.mix = mix
+    engine.mix = profile is not None
+    engine.mix_profile = profile
     return engine, name
 
 

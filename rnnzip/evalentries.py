@@ -177,6 +177,7 @@ def _archive_entry(info, frames, cold_bits, measured_on, estimated, seconds,
         "cold_start_measured_on": measured_on,
         "cold_start_estimated": estimated,
         "mix": info.mix,
+        "mixer": info.mixer.name if info.mix else None,
         "seconds": round(seconds, 4),
     }
 

@@ -8,43 +8,69 @@ machine.
 
 For every step of every segment:
 
-- For each order ``k`` in :data:`ORDERS`, the last ``k`` bytes of the segment
-  are a context, hashed into a table of that order with a 16-bit check. A slot
-  keeps up to :data:`SLOT_SYMBOLS` symbols that followed its context in this
-  frame, with their counts (all halved when they pass :data:`COUNT_LIMIT`, so
-  the statistics follow the text).
+- For each order ``k`` of the profile, the last ``k`` bytes of the segment
+  (zeros before its start) are a context, hashed into a table of that order
+  with a 16-bit check. A slot keeps up to ``symbols`` symbols that followed its
+  context in this frame, with their counts (all halved when their total passes
+  :data:`COUNT_LIMIT`, so the statistics follow the text).
 - From the network's distribution ``r``, each order that has seen its context
   refines the estimate in turn, Witten-Bell style:
   ``p_k(s) = (c_k(s) + u_k p_{k-1}(s)) / (n_k + u_k)`` with ``n_k`` the
-  context's total count and ``u_k`` its number of distinct symbols.
+  context's total count and ``u_k`` its number of distinct symbols. Unrolled,
+  ``p_K = lam_0 r + sum_k lam_k c_k / (n_k + u_k)``, where ``lam_k`` is the
+  product of the escapes ``u_j / (n_j + u_j)`` of the orders above ``k``; this
+  module computes it in that form, all orders at once.
 - The final distribution is ``w p_K + (1 - w) r``, where the weight ``w`` is
   learned online, by gradient steps on the code length, separately for each
   longest order seen and count of its context.
 
 Segments are coded side by side and share the tables: the statistics of step
-``t`` are those of all segments' steps before ``t``, updated after each step in
-row order (rows that fall in the same slot are applied one after another, in
-passes). Each frame starts with empty tables.
+``t`` are those of all segments' steps before ``t``. The rows of one step that
+meet in a slot update it together: each symbol gains as many counts as rows
+saw it, but of the symbols new to the slot only the first row's is taken in
+(into the least counted entry); a row whose context differs from the first
+row's in that slot (a hash collision) is not counted. Each frame starts with
+empty tables.
 
-The constants were chosen on held-out text of the training corpus (the last
-3% of ``train/``), never on the benchmark files; README.md has the numbers.
+Two profiles, each with a number that the archive header records: ``full``
+(orders 2, 3, 4, 6 and 8) and ``lean`` (fewer orders, for a model that must
+decode fast). Their constants were chosen on held-out text of the training
+corpus (the last 3% of ``train/``), never on the benchmark files; README.md
+has the numbers.
 
-Exactness: counts, weights and frequencies are int64 numpy arrays; every
-operation is an integer addition, multiplication, shift or floor division,
-whose bounds are noted where they are taken. The frequencies handed to the
-coder stay below 2**52, so their float64 form is exact.
+Exactness: counts, weights and the intermediate values are int64 numpy arrays;
+every operation is an integer addition, multiplication, shift or floor
+division, whose bounds are noted where they are taken. The frequencies handed
+to the coder are float64 holding integers below 2**52, where float64
+arithmetic (products, sums in any order) is exact.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["ContextMixer", "MIXER_VERSION", "ORDERS"]
+__all__ = ["ContextMixer", "MIXER_VERSION", "Profile", "PROFILES", "profile"]
 
-MIXER_VERSION = 1
-ORDERS = (2, 3, 4, 6, 8)  # context lengths in bytes, shortest first
+MIXER_VERSION = 2
+
+
+class Profile(NamedTuple):
+    """A mixer's shape; ``number`` is what an archive header records."""
+
+    number: int
+    name: str
+    orders: tuple  # context lengths in bytes, shortest first, at most 8
+    symbols: int  # symbols kept per context
+
+
+PROFILES = {p.number: p for p in (
+    Profile(1, "full", (2, 3, 4, 6, 8), 8),
+    Profile(2, "lean", (2, 4, 6), 8),
+)}
+
 SLOT_BITS = 18  # 2**18 slots per order
-SLOT_SYMBOLS = 8  # symbols kept per context
 COUNT_LIMIT = 255  # a context's counts are halved when their total passes this
 COUNT_BUCKETS = 8  # weights per order: context totals 0..6 and 7 or more
 W_ONE = 1 << 16  # weights are fractions of W_ONE
@@ -52,15 +78,24 @@ W_INIT = W_ONE // 2
 W_MIN, W_MAX = W_ONE >> 10, W_ONE - (W_ONE >> 10)
 LEARNING_RATE = 262  # about 0.004 of W_ONE per unit of gradient
 P_FRAC = 20  # probabilities in the weight update, in units of 2**-20
-_SCALE = 32  # the refined estimate's total is at most 2**32
+E_FRAC = 16  # escapes and their products, in units of 2**-16
+SYM_SHIFT = 16  # a slot entry is symbol << 16 | count
+CNT_MASK = (1 << SYM_SHIFT) - 1
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_ORDER_TAGS = [np.uint64(k << 56) for k in ORDERS]
-_MASKS = [np.uint64((1 << (8 * k)) - 1) for k in ORDERS]
 _SLOT_SHIFT = np.uint64(64 - SLOT_BITS)
 _CHECK_SHIFT = np.uint64(16)
 _CHECK_MASK = np.uint64(0xFFFF)
 _EIGHT = np.uint64(8)
+
+
+def profile(key) -> Profile:
+    """The profile for a number or a name; ValueError for any other."""
+    for p in PROFILES.values():
+        if key in (p.number, p.name):
+            return p
+    names = ", ".join(p.name for p in PROFILES.values())
+    raise ValueError(f"unknown context mixing profile {key!r} (known: {names})")
 
 
 class ContextMixer:
@@ -71,127 +106,144 @@ class ContextMixer:
     the symbols those rows turned out to be.
     """
 
-    def __init__(self, rows: int):
+    def __init__(self, rows: int, shape: Profile = PROFILES[1]):
+        self.profile = shape
+        K = self.K = len(shape.orders)
+        self.S = shape.symbols
+        self._tags = np.array([k << 56 for k in shape.orders], np.uint64)
+        self._masks = np.array([(1 << (8 * k)) - 1 for k in shape.orders], np.uint64)
         # the orders' tables side by side: order j's slots start at j << SLOT_BITS
-        n_slots = len(ORDERS) << SLOT_BITS
+        self._base = np.arange(K, dtype=np.intp) << SLOT_BITS
         # check 0 marks an empty slot; a used slot holds its 16-bit check + 1
-        self.check = np.zeros(n_slots, np.int32)
-        self.syms = np.zeros((n_slots, SLOT_SYMBOLS), np.int16)
-        self.cnts = np.zeros((n_slots, SLOT_SYMBOLS), np.int32)
-        self.weights = np.full((len(ORDERS) + 1) * COUNT_BUCKETS, W_INIT, np.int64)
+        self.check = np.zeros(K << SLOT_BITS, np.int32)
+        self.table = np.zeros((K << SLOT_BITS, self.S), np.int32)  # count 0: empty
+        self.weights = np.full((K + 1) * COUNT_BUCKETS, W_INIT, np.int64)
         self.history = np.zeros(rows, np.uint64)  # the last 8 bytes of each row
-        self.t = 0
+        self._row_base = np.arange(rows, dtype=np.intp) * 256
+        self._ones = np.ones(256, np.float32)
         self._step = None
 
-    def _slots(self, m: int):
-        """Slots and checks (m, orders) of the contexts of the first ``m`` rows."""
-        hist = self.history[:m]
-        usable = sum(1 for k in ORDERS if k <= self.t)
-        slots = np.empty((m, usable), np.intp)
-        checks = np.empty((m, usable), np.int32)
-        for j in range(usable):
-            h = ((hist & _MASKS[j]) + _ORDER_TAGS[j]) * _GOLDEN  # wraps mod 2**64
-            slots[:, j] = (h >> _SLOT_SHIFT).astype(np.intp) + (j << SLOT_BITS)
-            checks[:, j] = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
-        return slots, checks
-
     def predict(self, freqs: np.ndarray) -> np.ndarray:
-        """Mixed integer frequencies (rows, vocab) from the network's (rows, vocab).
+        """Mixed frequencies (rows, vocab), float64 integers >= 1, from the
+        network's (rows, vocab).
 
         ``freqs`` are the exact model's: integers in [1, 2**16], so a row's
-        total is at most 2**24.
+        total is at most 2**24 (and float32 sums of them are exact).
         """
-        F = np.asarray(freqs).astype(np.int64)
-        m = len(F)
-        rows = np.arange(m)
-        Tr = F.sum(axis=1)
-        # the refined estimate is a * F + (sparse counts), with total Z <= 2**32
-        a = (np.int64(1) << _SCALE) // Tr
-        Z = a * Tr
-        slots, checks = self._slots(m)
-        usable = slots.shape[1]
-        hit = self.check[slots] == checks  # (m, orders)
-        counts = self.cnts[slots].astype(np.int64)  # (m, orders, SLOT_SYMBOLS)
-        counts[~hit] = 0
-        totals = counts.sum(axis=2)
-        distinct = np.count_nonzero(counts, axis=2)
-        s_sym = self.syms[slots].reshape(m, -1).astype(np.intp)
-        s_val = np.zeros((m, SLOT_SYMBOLS * usable), np.int64)
-        longest = np.zeros(m, np.int64)
-        n_longest = np.zeros(m, np.int64)
-        for j in range(usable):
-            c, n, u = counts[:, j], totals[:, j], distinct[:, j]
-            seen = n > 0
-            den = np.where(seen, n + u, 1)
-            w = np.where(seen, u, 1)
-            lo, hi = SLOT_SYMBOLS * j, SLOT_SYMBOLS * (j + 1)
-            # p_k = (c + u p_{k-1}) / (n + u), in units of Z: totals never grow
-            a = (w * a) // den
-            s_val[:, :lo] = (w[:, None] * s_val[:, :lo]) // den[:, None]
-            s_val[:, lo:hi] = (c * Z[:, None]) // den[:, None]  # c*Z < 2**41
-            Z = a * Tr + s_val.sum(axis=1)
-            longest[seen] = j + 1
-            n_longest[seen] = n[seen]
+        F = np.asarray(freqs, dtype=np.float32)
+        m, V = F.shape
+        K = self.K
+        Tr = (F @ self._ones[:V]).astype(np.int64)
+        h = ((self.history[:m, None] & self._masks) + self._tags) * _GOLDEN  # mod 2**64
+        slots = (h >> _SLOT_SHIFT).astype(np.intp) + self._base  # (m, K)
+        checks = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
+        hit = np.take(self.check, slots) == checks
+        packed = np.take(self.table, slots, axis=0)  # (m, K, S)
+        packed *= hit[..., None]  # another context's slot counts as empty
+        c = (packed & CNT_MASK).astype(np.int64)  # at rest a slot's total <= 255
+        n = c.sum(axis=2)  # (m, K)
+        u = np.count_nonzero(c, axis=2)
+        seen = n > 0
+        d = n + u + ~seen  # n + u <= 263 where seen, 1 where not
+        escape = np.where(seen, (u << E_FRAC) // d, 1 << E_FRAC)  # <= 2**16
+        lam = np.empty((m, K + 1), np.int64)
+        L = np.full(m, 1 << E_FRAC, np.int64)
+        for k in range(K - 1, -1, -1):
+            lam[:, k + 1] = L
+            L = (L * escape[:, k]) >> E_FRAC  # < 2**32 before the shift
+        lam[:, 0] = L
+        # the refined estimate a F + s_val, in units of Z <= 2**32: totals telescope
+        a = (lam[:, 0] << 16) // Tr
+        s_val = (c * ((lam[:, 1:] << 16) // d)[..., None]).reshape(m, -1)
+        s_sym = (packed >> SYM_SHIFT).reshape(m, -1)
+        Z = a * Tr + s_val.sum(axis=1)
+        longest = K - np.argmax(seen[:, ::-1], axis=1)
+        longest[~seen.any(axis=1)] = 0
+        n_longest = n[np.arange(m), np.maximum(longest - 1, 0)] * (longest > 0)
         key = longest * COUNT_BUCKETS + np.minimum(n_longest, COUNT_BUCKETS - 1)
         wc = self.weights[key]
         # w (a F + s) / Z + (1 - w) F / Tr, times Z Tr W_ONE / 2**22:
-        # wc Tr a <= 2**48, (W_ONE - wc) Z <= 2**48, so coef < 2**27
+        # wc Tr a <= 2**48, (W_ONE - wc) Z <= 2**48, so 2**15 <= coef < 2**27
         coef = (wc * Tr * a + (W_ONE - wc) * Z) >> 22
-        sparse = (((wc * Tr) >> 12)[:, None] * s_val) >> 10  # < 2**28 * 2**32
-        mixed = F * coef[:, None]  # < 2**43
-        np.add.at(mixed, (np.repeat(rows, s_sym.shape[1]), s_sym.reshape(-1)),
-                  sparse.reshape(-1))
-        self._step = (F, Tr, a, Z, s_sym, s_val, key, mixed, slots, checks)
-        return mixed  # every entry >= coef >= 1; a row's total < 2**52
+        sparse = (((wc * Tr) >> 12)[:, None] * s_val) >> 10  # < 2**28 * 2**32 / 2**10
+        # a row: F coef < 2**43 each, 2**51 in all; sparse 2**50 in all
+        mixed = np.bincount((self._row_base[:m, None] + s_sym).reshape(-1),
+                            weights=sparse.reshape(-1), minlength=m * V)
+        mixed = mixed.reshape(m, V)
+        mixed += F * coef[:, None].astype(np.float64)
+        self._step = (F, Tr, a, Z, s_sym, s_val, key, coef, sparse, slots, checks,
+                      packed)
+        return mixed
 
     def update(self, symbols: np.ndarray) -> None:
         """Learn from the symbols of the rows :meth:`predict` was given."""
-        F, Tr, a, Z, s_sym, s_val, key, mixed, slots, checks = self._step
+        (F, Tr, a, Z, s_sym, s_val, key, coef, sparse, slots, checks,
+         packed) = self._step
         self._step = None
         y = np.asarray(symbols, dtype=np.int64)
         m = len(y)
-        rows = np.arange(m)
+        is_y = s_sym == y[:, None]
+        Fy = F[np.arange(m), y].astype(np.int64)
         # the weight follows the gradient of the code length: (p_c - p_r) / p_mix
-        p_refined = a * F[rows, y] + (s_val * (s_sym == y[:, None])).sum(axis=1)
-        pc = (p_refined << P_FRAC) // Z  # p_refined <= 2**32
-        pr = (F[rows, y] << P_FRAC) // Tr
-        total = mixed.sum(axis=1)  # about 2**26 Tr >= 2**33
-        pm = np.maximum(1, (mixed[rows, y] << 10) // (total >> (P_FRAC - 10)))
-        delta = ((pc - pr) * LEARNING_RATE) // pm
-        np.add.at(self.weights, key, delta)
-        np.clip(self.weights, W_MIN, W_MAX, out=self.weights)
-        if slots.shape[1]:
-            self._count(slots.reshape(-1), checks.reshape(-1),
-                        np.repeat(y, slots.shape[1]))
+        pc = ((a * Fy + (s_val * is_y).sum(axis=1)) << P_FRAC) // Z
+        pr = (Fy << P_FRAC) // Tr
+        total = coef * Tr + sparse.sum(axis=1)  # the row's mixed total, >= 2**23
+        mixed_y = Fy * coef + (sparse * is_y).sum(axis=1)  # < 2**52
+        pm = np.maximum(1, (mixed_y << 10) // (total >> (P_FRAC - 10)))
+        delta = ((pc - pr) * LEARNING_RATE) // pm  # |delta| < 2**29
+        self.weights += np.bincount(key, weights=delta, minlength=len(self.weights)
+                                    ).astype(np.int64)  # sums < 2**37: exact
+        np.maximum(self.weights, W_MIN, out=self.weights)
+        np.minimum(self.weights, W_MAX, out=self.weights)
+        self._count(slots.reshape(-1), checks.reshape(-1), np.repeat(y, self.K),
+                    packed.reshape(-1, self.S), is_y.reshape(-1, self.S))
         self.history[:m] = (self.history[:m] << _EIGHT) | y.astype(np.uint64)
-        self.t += 1
 
-    def _count(self, slot, check, y):
-        """Count each ``y`` in its slot; entries for the same slot in turn."""
-        pending = np.arange(len(y))
-        while len(pending):
-            _, first = np.unique(slot[pending], return_index=True)
-            idx = pending[first]
-            pending = np.delete(pending, first)
-            sl, yy = slot[idx], y[idx]
-            hit = self.check[sl] == check[idx]
-            # a new context, or another one with this slot: start it afresh
-            miss = sl[~hit]
-            self.check[miss] = check[idx][~hit]
-            self.cnts[miss] = 0
-            self.syms[miss, 0] = yy[~hit]
-            self.cnts[miss, 0] = 1
-            sl, yy = sl[hit], yy[hit]
-            if not len(sl):
-                continue
-            syms, cnts = self.syms[sl], self.cnts[sl]
-            match = (syms == yy[:, None]) & (cnts > 0)
-            found = match.any(axis=1)
-            # the symbol's own entry, else the least counted (the first of ties)
-            pos = np.where(found, match.argmax(axis=1), cnts.argmin(axis=1))
-            r = np.arange(len(sl))
-            cnts[r, pos] = np.where(found, cnts[r, pos] + 1, 1)
-            syms[r, pos] = yy
-            full = cnts.sum(axis=1) > COUNT_LIMIT
-            cnts[full] >>= 1
-            self.syms[sl], self.cnts[sl] = syms, cnts
+    def _count(self, slot, check, y, packed, is_y):
+        """Count each entry's ``y`` in its slot, as the module docstring says.
+
+        ``packed`` and ``is_y`` are the slots as :meth:`predict` saw them
+        (empty where the check differed) and where ``y`` sits in them.
+        """
+        S, E = self.S, len(slot)
+        # entries sorted by slot, then by row: keys are unique, so any sort will do
+        bits = max(1, E.bit_length())
+        key = np.sort((slot << bits) + np.arange(E))
+        order = key & ((1 << bits) - 1)
+        slot = key >> bits
+        first = np.empty(E, bool)
+        first[0] = True
+        np.not_equal(slot[1:], slot[:-1], out=first[1:])
+        group = np.cumsum(first) - 1
+        g_slot, g_check = slot[first], check[order[first]]
+        y, packed, is_y = y[order], packed[order], is_y[order]
+        counted = check[order] == g_check[group]
+        found = is_y & ((packed & CNT_MASK) > 0)
+        pos = found.argmax(axis=1)
+        found = found.any(axis=1)
+        G = len(g_slot)
+        rows = packed[first]  # (G, S)
+        inc = counted & found
+        rows += np.bincount(group[inc] * S + pos[inc], minlength=G * S
+                            ).reshape(G, S).astype(np.int32)
+        new = np.flatnonzero(counted & ~found)
+        if len(new):
+            g_new = group[new]
+            lead = np.empty(len(new), bool)
+            lead[0] = True
+            np.not_equal(g_new[1:], g_new[:-1], out=lead[1:])
+            g_lead, y_lead = g_new[lead], y[new[lead]]
+            # the first row's new symbol, counted as often as rows saw it,
+            # takes the least counted entry (an empty one first; the first of ties)
+            lead_y = np.full(G, -1, np.int64)
+            lead_y[g_lead] = y_lead
+            same = y[new] == lead_y[g_new]
+            times = np.bincount(g_new[same], minlength=G)[g_lead]
+            pos = (rows[g_lead] & CNT_MASK).argmin(axis=1)
+            rows[g_lead, pos] = (y_lead << SYM_SHIFT) + times
+        full = (rows & CNT_MASK).sum(axis=1) > COUNT_LIMIT
+        if full.any():
+            r = rows[full]
+            rows[full] = (r & ~CNT_MASK) | ((r & CNT_MASK) >> 1)
+        self.table[g_slot] = rows
+        self.check[g_slot] = g_check

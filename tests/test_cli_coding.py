@@ -222,7 +222,7 @@ def test_mix_option_reaches_the_archive(run, plain, tmp_path):
         expect=0)
     run("compress", "--no-mix", "-o", "plain.rnz", "plain.txt", "-m", "tiny-gru",
         expect=0)
-    for name, state in (("mixed.rnz", "on"), ("plain.rnz", "off")):
+    for name, state in (("mixed.rnz", "on (full profile)"), ("plain.rnz", "off")):
         out = run("info", name, expect=0).stdout.decode()
         assert f"version 1, context mixing {state}" in out
         restored = run("decompress", "-c", name, expect=0).stdout

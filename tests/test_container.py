@@ -41,8 +41,12 @@ def _fields(packed):
     f["name"] = (43, name_len)
     pos = 43 + name_len
     f["frame_size"] = (pos, 4)
-    f["header_crc"] = (pos + 4, 4)
-    pos += 8
+    pos += 4
+    if packed[9] & 0x02:  # context-mixed: the mixer profile's byte
+        f["mixer"] = (pos, 1)
+        pos += 1
+    f["header_crc"] = (pos, 4)
+    pos += 4
     index = 0
     while packed[pos:pos + 1] == b"F":
         index += 1
@@ -185,19 +189,40 @@ def test_name_length_past_the_end(archive):
 
 
 def test_unknown_flags_behind_a_good_checksum(archive):
-    packed = _reseal(_put(archive, _fields(archive)["flags"], 2))
-    _fails(packed, "^archive header has unknown flags 0x02")
+    packed = _reseal(_put(archive, _fields(archive)["flags"], 4))
+    _fails(packed, "^archive header has unknown flags 0x04")
 
 
-def test_mixing_flag_cleared_behind_a_good_checksum(tiny_gru):
-    # decoding without the mixer meets the mixer's code stream: its checksum
-    # fails (repeated, so that the mixer has seen contexts and changes the odds)
+def test_the_first_mixers_flag_is_refused_by_name(archive):
+    packed = _reseal(_put(archive, _fields(archive)["flags"], 1))
+    _fails(packed, "^the archive was context-mixed by the first mixer")
+
+
+@pytest.fixture(scope="module")
+def mixed_archive(tiny_gru):
+    """DATA repeated, context-mixed: the mixer has seen contexts and matters."""
     engine, name = engines.load_engine(tiny_gru)
     out = io.BytesIO()
     container.write_archive(engine, name, io.BytesIO(DATA * 20), out, mix=True,
                             store_incompressible=False)
-    packed = _reseal(_put(out.getvalue(), _fields(out.getvalue())["flags"], 0))
+    return out.getvalue()
+
+
+def test_mixing_flag_cleared_behind_a_good_checksum(mixed_archive):
+    # decoding without the mixer meets the mixer's code stream: its checksum fails
+    f = _fields(mixed_archive)
+    offset, _ = f["mixer"]
+    packed = _put(mixed_archive, f["flags"], 0)
+    packed = _reseal(packed[:offset] + packed[offset + 1:])
     _fails(packed, "^checksum mismatch in frame 1")
+
+
+def test_other_mixer_profile_behind_a_good_checksum(mixed_archive):
+    f = _fields(mixed_archive)
+    assert _u(mixed_archive, f["mixer"]) == 1  # the full profile, the default
+    _fails(_reseal(_put(mixed_archive, f["mixer"], 2)), "^checksum mismatch in frame 1")
+    _fails(_reseal(_put(mixed_archive, f["mixer"], 99)),
+           "^archive header names context mixing profile 99, unknown")
 
 
 def test_other_identity_behind_a_good_checksum(archive, model_root):
