@@ -15,7 +15,7 @@ import constriction
 import numpy as np
 
 from .exact import START_SYMBOL
-from .mixer import PROFILES, ContextMixer
+from .mixer import FULL, ContextMixer
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -116,7 +116,7 @@ def _mixer(rows: int, mix):
     """A mixer for ``mix``: a profile, True for the full one, or None / False."""
     if not mix:
         return None
-    return ContextMixer(rows, PROFILES[1] if mix is True else mix)
+    return ContextMixer(rows, FULL if mix is True else mix)
 
 
 def _mix_steps(mixer, freqs, targets, t0, lengths):

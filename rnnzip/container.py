@@ -10,7 +10,8 @@ and a trailer::
              model identity, 32 bytes (sha256, see exact.model_identity)
              model name: length u8, UTF-8 bytes
              frame size u32 (the largest frame the encoder makes)
-             mixer profile u8, only with flag bit 1 (mixer.PROFILES)
+             mixer profile u8, only with flag bit 1 (mixer.PROFILES; the
+             numbers in mixer.RETIRED_PROFILES are refused)
              crc32 of the header so far, u32
     frame    tag b"F", original length u32, segment length u32,
              segments u32, coder words u32, crc32 of the original bytes u32,
@@ -38,7 +39,7 @@ import numpy as np
 
 from .codec import decode_frame, encode_frame, model_segments
 from .errors import RnnzipError
-from .mixer import PROFILES, Profile
+from .mixer import FULL, PROFILES, RETIRED_PROFILES, Profile
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo",
            "write_archive", "read_archive", "read_header"]
@@ -159,7 +160,7 @@ def write_archive(engine, name: str, source, sink, frame_size: int = FRAME_SIZE,
     """
     if mix is None:
         mix = getattr(engine, "mix", False)
-    mixer = (getattr(engine, "mix_profile", None) or PROFILES[1]) if mix else None
+    mixer = (getattr(engine, "mix_profile", None) or FULL) if mix else None
     identity = bytes.fromhex(engine.identity)
     head = _header_bytes(identity, name, frame_size, mixer)
     sink.write(head)
@@ -233,6 +234,11 @@ def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
     if flags & ~_KNOWN_FLAGS:
         raise RnnzipError(f"archive header has unknown flags {flags:#04x}; a newer "
                           f"rnnzip wrote it, upgrade rnnzip")
+    if number and number[0] in RETIRED_PROFILES:
+        raise RnnzipError(f"the archive was context-mixed with profile {number[0]} of "
+                          f"an earlier mixer of rnnzip's development builds, which "
+                          f"this rnnzip no longer has; decode it with the build "
+                          f"that wrote it")
     if number and number[0] not in PROFILES:
         raise RnnzipError(f"archive header names context mixing profile "
                           f"{number[0]}, unknown to this rnnzip; upgrade rnnzip")

@@ -22,7 +22,8 @@ For every step of every segment:
   module computes it in that form, all orders at once.
 - The final distribution is ``w p_K + (1 - w) r``, where the weight ``w`` is
   learned online, by gradient steps on the code length, separately for each
-  longest order seen and count of its context.
+  longest order seen, count of its context, and whether that context has
+  seen one symbol only (a deterministic context) or more.
 
 Segments are coded side by side and share the tables: the statistics of step
 ``t`` are those of all segments' steps before ``t``. The rows of one step that
@@ -33,10 +34,13 @@ row's in that slot (a hash collision) is not counted. Each frame starts with
 empty tables.
 
 Two profiles, each with a number that the archive header records: ``full``
-(orders 2, 3, 4, 6 and 8) and ``lean`` (fewer orders, for a model that must
+(orders 2, 3, 4, 6 and 8, 12 symbols a context, 2**19 slots an order) and
+``lean`` (orders 2, 4 and 6, 8 symbols, 2**18 slots: for a model that must
 decode fast). Their constants were chosen on held-out text of the training
 corpus (the last 3% of ``train/``), never on the benchmark files; README.md
-has the numbers.
+has the numbers. Profiles 1 and 2 were the same mixer without the
+deterministic-context weights, in development builds only; archives that
+name them are refused (:data:`RETIRED_PROFILES`).
 
 Exactness: counts, weights and the intermediate values are int64 numpy arrays;
 every operation is an integer addition, multiplication, shift or floor
@@ -51,9 +55,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["ContextMixer", "MIXER_VERSION", "Profile", "PROFILES", "profile"]
+__all__ = ["ContextMixer", "FULL", "MIXER_VERSION", "Profile", "PROFILES",
+           "RETIRED_PROFILES", "profile"]
 
-MIXER_VERSION = 2
+MIXER_VERSION = 3
 
 
 class Profile(NamedTuple):
@@ -63,27 +68,29 @@ class Profile(NamedTuple):
     name: str
     orders: tuple  # context lengths in bytes, shortest first, at most 8
     symbols: int  # symbols kept per context
+    slot_bits: int  # 2**slot_bits slots per order
 
 
 PROFILES = {p.number: p for p in (
-    Profile(1, "full", (2, 3, 4, 6, 8), 8),
-    Profile(2, "lean", (2, 4, 6), 8),
+    Profile(3, "full", (2, 3, 4, 6, 8), 12, 19),
+    Profile(4, "lean", (2, 4, 6), 8, 18),
 )}
+FULL = PROFILES[3]
+RETIRED_PROFILES = (1, 2)  # development builds' mixer, before version 3
 
-SLOT_BITS = 18  # 2**18 slots per order
 COUNT_LIMIT = 255  # a context's counts are halved when their total passes this
-COUNT_BUCKETS = 8  # weights per order: context totals 0..6 and 7 or more
+COUNT_BUCKETS = 8  # context totals 0..6 and 7 or more
+WEIGHT_KEYS = 2 * COUNT_BUCKETS  # weights per order: totals, deterministic or not
 W_ONE = 1 << 16  # weights are fractions of W_ONE
 W_INIT = W_ONE // 2
 W_MIN, W_MAX = W_ONE >> 10, W_ONE - (W_ONE >> 10)
-LEARNING_RATE = 262  # about 0.004 of W_ONE per unit of gradient
+LEARNING_RATE = 131  # about 0.002 of W_ONE per unit of gradient
 P_FRAC = 20  # probabilities in the weight update, in units of 2**-20
 E_FRAC = 16  # escapes and their products, in units of 2**-16
 SYM_SHIFT = 16  # a slot entry is symbol << 16 | count
 CNT_MASK = (1 << SYM_SHIFT) - 1
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_SLOT_SHIFT = np.uint64(64 - SLOT_BITS)
 _CHECK_SHIFT = np.uint64(16)
 _CHECK_MASK = np.uint64(0xFFFF)
 _EIGHT = np.uint64(8)
@@ -106,18 +113,20 @@ class ContextMixer:
     the symbols those rows turned out to be.
     """
 
-    def __init__(self, rows: int, shape: Profile = PROFILES[1]):
+    def __init__(self, rows: int, shape: Profile = FULL):
         self.profile = shape
         K = self.K = len(shape.orders)
         self.S = shape.symbols
         self._tags = np.array([k << 56 for k in shape.orders], np.uint64)
         self._masks = np.array([(1 << (8 * k)) - 1 for k in shape.orders], np.uint64)
-        # the orders' tables side by side: order j's slots start at j << SLOT_BITS
-        self._base = np.arange(K, dtype=np.intp) << SLOT_BITS
+        bits = shape.slot_bits
+        self._shift = np.uint64(64 - bits)
+        # the orders' tables side by side: order j's slots start at j << bits
+        self._base = np.arange(K, dtype=np.intp) << bits
         # check 0 marks an empty slot; a used slot holds its 16-bit check + 1
-        self.check = np.zeros(K << SLOT_BITS, np.int32)
-        self.table = np.zeros((K << SLOT_BITS, self.S), np.int32)  # count 0: empty
-        self.weights = np.full((K + 1) * COUNT_BUCKETS, W_INIT, np.int64)
+        self.check = np.zeros(K << bits, np.int32)
+        self.table = np.zeros((K << bits, self.S), np.int32)  # count 0: empty
+        self.weights = np.full((K + 1) * WEIGHT_KEYS, W_INIT, np.int64)
         self.history = np.zeros(rows, np.uint64)  # the last 8 bytes of each row
         self._row_base = np.arange(rows, dtype=np.intp) * 256
         self._ones = np.ones(256, np.float32)
@@ -135,7 +144,7 @@ class ContextMixer:
         K = self.K
         Tr = (F @ self._ones[:V]).astype(np.int64)
         h = ((self.history[:m, None] & self._masks) + self._tags) * _GOLDEN  # mod 2**64
-        slots = (h >> _SLOT_SHIFT).astype(np.intp) + self._base  # (m, K)
+        slots = (h >> self._shift).astype(np.intp) + self._base  # (m, K)
         checks = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
         hit = np.take(self.check, slots) == checks
         packed = np.take(self.table, slots, axis=0)  # (m, K, S)
@@ -159,8 +168,10 @@ class ContextMixer:
         Z = a * Tr + s_val.sum(axis=1)
         longest = K - np.argmax(seen[:, ::-1], axis=1)
         longest[~seen.any(axis=1)] = 0
-        n_longest = n[np.arange(m), np.maximum(longest - 1, 0)] * (longest > 0)
-        key = longest * COUNT_BUCKETS + np.minimum(n_longest, COUNT_BUCKETS - 1)
+        at = (np.arange(m), np.maximum(longest - 1, 0))
+        n_longest = n[at] * (longest > 0)
+        key = (longest * WEIGHT_KEYS + 2 * np.minimum(n_longest, COUNT_BUCKETS - 1)
+               + (u[at] == 1))  # a deterministic context
         wc = self.weights[key]
         # w (a F + s) / Z + (1 - w) F / Tr, times Z Tr W_ONE / 2**22:
         # wc Tr a <= 2**48, (W_ONE - wc) Z <= 2**48, so 2**15 <= coef < 2**27

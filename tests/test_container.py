@@ -219,8 +219,12 @@ def test_mixing_flag_cleared_behind_a_good_checksum(mixed_archive):
 
 def test_other_mixer_profile_behind_a_good_checksum(mixed_archive):
     f = _fields(mixed_archive)
-    assert _u(mixed_archive, f["mixer"]) == 1  # the full profile, the default
-    _fails(_reseal(_put(mixed_archive, f["mixer"], 2)), "^checksum mismatch in frame 1")
+    assert _u(mixed_archive, f["mixer"]) == 3  # the full profile, the default
+    _fails(_reseal(_put(mixed_archive, f["mixer"], 4)), "^checksum mismatch in frame 1")
+    for retired in (1, 2):
+        _fails(_reseal(_put(mixed_archive, f["mixer"], retired)),
+               f"^the archive was context-mixed with profile {retired} of an "
+               f"earlier mixer")
     _fails(_reseal(_put(mixed_archive, f["mixer"], 99)),
            "^archive header names context mixing profile 99, unknown")
 

@@ -169,3 +169,23 @@ def test_the_shipped_default_mixes_and_gains(model_root):
     assert mixed[len(container.MAGIC) + 1] == container.FLAG_MIX
     assert len(mixed) < 0.8 * len(plain)
     assert rnnzip.decompress(mixed) == text
+
+
+def _key_after(symbols):
+    """The weight key of a one-row mixer whose context has seen ``symbols``."""
+    m = mixer.ContextMixer(1, mixer.profile("lean"))
+    for s in symbols:
+        m.history[:] = np.uint64(0x41424344)
+        m.predict(np.ones((1, 256), np.float32))
+        m.update(np.array([s]))
+    m.history[:] = np.uint64(0x41424344)
+    m.predict(np.ones((1, 256), np.float32))
+    return int(m._step[6][0])
+
+
+def test_deterministic_contexts_learn_their_own_weight():
+    # the same longest order and count, one symbol against two: two weights
+    K = len(mixer.profile("lean").orders)
+    one, two = _key_after([65, 65]), _key_after([65, 66])
+    assert one == K * mixer.WEIGHT_KEYS + 2 * 2 + 1
+    assert two == one - 1
