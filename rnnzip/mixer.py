@@ -42,11 +42,13 @@ has the numbers. Profiles 1 and 2 were the same mixer without the
 deterministic-context weights, in development builds only; archives that
 name them are refused (:data:`RETIRED_PROFILES`).
 
-Exactness: counts, weights and the intermediate values are int64 numpy arrays;
-every operation is an integer addition, multiplication, shift or floor
-division, whose bounds are noted where they are taken. The frequencies handed
-to the coder are float64 holding integers below 2**52, where float64
-arithmetic (products, sums in any order) is exact.
+Exactness: counts and slot entries are int32, weights and the intermediate
+values int64 numpy arrays; every operation is an integer addition,
+multiplication, shift or floor division, whose bounds are noted where they are
+taken. The network's row totals are float32 sums of integers whose partial
+sums stay at most 2**24, exact in any order. The frequencies handed to the
+coder are float64 holding integers below 2**52, where float64 arithmetic
+(products, sums in any order) is exact.
 """
 
 from __future__ import annotations
@@ -116,21 +118,31 @@ class ContextMixer:
     def __init__(self, rows: int, shape: Profile = FULL):
         self.profile = shape
         K = self.K = len(shape.orders)
-        self.S = shape.symbols
-        self._tags = np.array([k << 56 for k in shape.orders], np.uint64)
-        self._masks = np.array([(1 << (8 * k)) - 1 for k in shape.orders], np.uint64)
+        S = self.S = shape.symbols
+        self._tags = np.array([[k << 56] for k in shape.orders], np.uint64)
+        self._masks = np.array([[(1 << (8 * k)) - 1] for k in shape.orders],
+                               np.uint64)
         bits = shape.slot_bits
         self._shift = np.uint64(64 - bits)
         # the orders' tables side by side: order j's slots start at j << bits
-        self._base = np.arange(K, dtype=np.intp) << bits
+        self._base = (np.arange(K, dtype=np.intp) << bits)[:, None]
         # check 0 marks an empty slot; a used slot holds its 16-bit check + 1
         self.check = np.zeros(K << bits, np.int32)
-        self.table = np.zeros((K << bits, self.S), np.int32)  # count 0: empty
+        self.table = np.zeros((K << bits, S), np.int32)  # count 0: empty
         self.weights = np.full((K + 1) * WEIGHT_KEYS, W_INIT, np.int64)
         self.history = np.zeros(rows, np.uint64)  # the last 8 bytes of each row
         self._row_base = np.arange(rows, dtype=np.intp) * 256
-        self._ones = np.ones(256, np.float32)
+        self._rows = np.arange(rows, dtype=np.intp)
+        self._entries = np.arange(K * rows, dtype=np.intp)
+        # a weight key's part for a seen order: its order, above all lower orders'
+        self._key_order = np.arange(1, K + 1, dtype=np.int64)[:, None] * WEIGHT_KEYS
+        # y << 16 | 1: where a slot entry holds y with a count of at least 1
+        self._y_entry = (np.arange(256, dtype=np.int32) << SYM_SHIFT) + 1
         self._step = None
+
+    def _slot_rows(self):
+        """The table seen as one item a slot, for whole-slot gathers and stores."""
+        return self.table.view(np.dtype((np.void, 4 * self.S))).reshape(-1)
 
     def predict(self, freqs: np.ndarray) -> np.ndarray:
         """Mixed frequencies (rows, vocab), float64 integers >= 1, from the
@@ -141,120 +153,136 @@ class ContextMixer:
         """
         F = np.asarray(freqs, dtype=np.float32)
         m, V = F.shape
-        K = self.K
-        Tr = (F @ self._ones[:V]).astype(np.int64)
-        h = ((self.history[:m, None] & self._masks) + self._tags) * _GOLDEN  # mod 2**64
-        slots = (h >> self._shift).astype(np.intp) + self._base  # (m, K)
+        K, S = self.K, self.S
+        Tr = np.einsum("iv->i", F).astype(np.int64)  # float32 sums <= 2**24: exact
+
+        # the contexts' slots and checks, order-major: (K, m)
+        h = ((self.history[:m] & self._masks) + self._tags) * _GOLDEN  # mod 2**64
+        slots = (h >> self._shift).astype(np.intp) + self._base
         checks = ((h >> _CHECK_SHIFT) & _CHECK_MASK).astype(np.int32) + 1
         hit = np.take(self.check, slots) == checks
-        packed = np.take(self.table, slots, axis=0)  # (m, K, S)
+        packed = np.take(self._slot_rows(), slots).view(np.int32).reshape(K, m, S)
         packed *= hit[..., None]  # another context's slot counts as empty
-        c = (packed & CNT_MASK).astype(np.int64)  # at rest a slot's total <= 255
-        n = c.sum(axis=2)  # (m, K)
-        u = np.count_nonzero(c, axis=2)
+        c = packed & CNT_MASK  # at rest a slot's total <= 255
+        n = np.einsum("kms->km", c).astype(np.int64)  # (K, m)
+        u = np.einsum("kms->km", (c != 0).view(np.int8)).astype(np.int64)
         seen = n > 0
-        d = n + u + ~seen  # n + u <= 263 where seen, 1 where not
-        escape = np.where(seen, (u << E_FRAC) // d, 1 << E_FRAC)  # <= 2**16
-        lam = np.empty((m, K + 1), np.int64)
-        L = np.full(m, 1 << E_FRAC, np.int64)
+        # u = 0 exactly where unseen: there d = 1 and the escape is 1
+        ue = np.maximum(u, 1)
+        d = n + ue  # n + u <= 263 where seen, 1 where not
+        escape = (ue << E_FRAC) // d  # <= 2**16
+        lam = np.empty((K + 1, m), np.int64)
+        lam[K] = 1 << E_FRAC
         for k in range(K - 1, -1, -1):
-            lam[:, k + 1] = L
-            L = (L * escape[:, k]) >> E_FRAC  # < 2**32 before the shift
-        lam[:, 0] = L
-        # the refined estimate a F + s_val, in units of Z <= 2**32: totals telescope
-        a = (lam[:, 0] << 16) // Tr
-        s_val = (c * ((lam[:, 1:] << 16) // d)[..., None]).reshape(m, -1)
-        s_sym = (packed >> SYM_SHIFT).reshape(m, -1)
-        Z = a * Tr + s_val.sum(axis=1)
-        longest = K - np.argmax(seen[:, ::-1], axis=1)
-        longest[~seen.any(axis=1)] = 0
-        at = (np.arange(m), np.maximum(longest - 1, 0))
-        n_longest = n[at] * (longest > 0)
-        key = (longest * WEIGHT_KEYS + 2 * np.minimum(n_longest, COUNT_BUCKETS - 1)
-               + (u[at] == 1))  # a deterministic context
+            np.multiply(lam[k + 1], escape[k], out=lam[k])  # < 2**32
+            np.right_shift(lam[k], E_FRAC, out=lam[k])
+        # the refined estimate a F + s, in units of Z <= 2**32: totals telescope;
+        # order k's entries hold s = c f_k, which sum to n_k f_k
+        a = (lam[0] << 16) // Tr
+        f = (lam[1:] << 16) // d  # (K, m)
+        Z = a * Tr + np.einsum("km,km->m", f, n)
+        # the weight's key: the longest seen order's, which outranks all lower ones
+        key = (np.minimum(n, COUNT_BUCKETS - 1) << 1) + (u == 1)  # a deterministic
+        key += self._key_order * seen  # context; unseen orders give 0
+        key = key.max(axis=0)
         wc = self.weights[key]
         # w (a F + s) / Z + (1 - w) F / Tr, times Z Tr W_ONE / 2**22:
         # wc Tr a <= 2**48, (W_ONE - wc) Z <= 2**48, so 2**15 <= coef < 2**27
-        coef = (wc * Tr * a + (W_ONE - wc) * Z) >> 22
-        sparse = (((wc * Tr) >> 12)[:, None] * s_val) >> 10  # < 2**28 * 2**32 / 2**10
+        wt = wc * Tr
+        coef = (wt * a + (W_ONE - wc) * Z) >> 22
+        # sparse = (wt >> 12) s >> 10 < 2**28 * 2**32 / 2**10; (wt >> 12) f_k is at
+        # most (wt >> 12) s where c >= 1 and below 2**28 * 2**32 where c = 0
+        fw = (wt >> 12) * f  # (K, m)
+        sparse = (c * fw[..., None]) >> 10  # (K, m, S)
+        s_sym = packed >> SYM_SHIFT
         # a row: F coef < 2**43 each, 2**51 in all; sparse 2**50 in all
-        mixed = np.bincount((self._row_base[:m, None] + s_sym).reshape(-1),
-                            weights=sparse.reshape(-1), minlength=m * V)
-        mixed = mixed.reshape(m, V)
-        mixed += F * coef[:, None].astype(np.float64)
-        self._step = (F, Tr, a, Z, s_sym, s_val, key, coef, sparse, slots, checks,
-                      packed)
+        mixed = F.astype(np.float64)
+        mixed *= coef.astype(np.float64)[:, None]
+        mixed += np.bincount((s_sym + self._row_base[:m, None]).reshape(-1),
+                             weights=sparse.reshape(-1), minlength=m * V
+                             ).reshape(m, V)
+        self._step = (F, Tr, a, f, Z, fw, key, coef, sparse, slots, checks, packed)
         return mixed
 
     def update(self, symbols: np.ndarray) -> None:
         """Learn from the symbols of the rows :meth:`predict` was given."""
-        (F, Tr, a, Z, s_sym, s_val, key, coef, sparse, slots, checks,
-         packed) = self._step
+        F, Tr, a, f, Z, fw, key, coef, sparse, slots, checks, packed = self._step
         self._step = None
         y = np.asarray(symbols, dtype=np.int64)
         m = len(y)
-        is_y = s_sym == y[:, None]
-        Fy = F[np.arange(m), y].astype(np.int64)
+        K, S = self.K, self.S
+        Fy = F[self._rows[:m], y].astype(np.int64)
+
+        # where y sits in each slot with a count >= 1: in one entry at most, since
+        # a slot takes a symbol in only where none of its counted entries holds it
+        is_y = (packed - self._y_entry[y][:, None]).view(np.uint32) < CNT_MASK
+        pos = is_y.argmax(axis=2).reshape(-1)  # (K m)
+        at = self._entries[:K * m] * S + pos
+        found = is_y.reshape(-1)[at]
+        cy = ((packed.reshape(-1)[at] & CNT_MASK) * found).reshape(K, m)
+
         # the weight follows the gradient of the code length: (p_c - p_r) / p_mix
-        pc = ((a * Fy + (s_val * is_y).sum(axis=1)) << P_FRAC) // Z
+        pc = ((a * Fy + np.einsum("km,km->m", f, cy)) << P_FRAC) // Z
         pr = (Fy << P_FRAC) // Tr
-        total = coef * Tr + sparse.sum(axis=1)  # the row's mixed total, >= 2**23
-        mixed_y = Fy * coef + (sparse * is_y).sum(axis=1)  # < 2**52
+        # the row's mixed total, >= 2**23
+        total = coef * Tr + np.einsum("kms->m", sparse)
+        mixed_y = Fy * coef + ((cy * fw) >> 10).sum(axis=0)  # < 2**52
         pm = np.maximum(1, (mixed_y << 10) // (total >> (P_FRAC - 10)))
         delta = ((pc - pr) * LEARNING_RATE) // pm  # |delta| < 2**29
         self.weights += np.bincount(key, weights=delta, minlength=len(self.weights)
                                     ).astype(np.int64)  # sums < 2**37: exact
         np.maximum(self.weights, W_MIN, out=self.weights)
         np.minimum(self.weights, W_MAX, out=self.weights)
-        self._count(slots.reshape(-1), checks.reshape(-1), np.repeat(y, self.K),
-                    packed.reshape(-1, self.S), is_y.reshape(-1, self.S))
+        self._count(slots.reshape(-1), checks.reshape(-1), y,
+                    packed.reshape(-1, S), found, pos)
         self.history[:m] = (self.history[:m] << _EIGHT) | y.astype(np.uint64)
 
-    def _count(self, slot, check, y, packed, is_y):
-        """Count each entry's ``y`` in its slot, as the module docstring says.
+    def _count(self, slot, check, y, packed, found, pos):
+        """Count each entry's symbol in its slot, as the module docstring says.
 
-        ``packed`` and ``is_y`` are the slots as :meth:`predict` saw them
-        (empty where the check differed) and where ``y`` sits in them.
+        Entries are order-major (entry ``k m + i`` is row ``i``'s order ``k``) and
+        ``y`` is by row. ``packed`` is the slots as :meth:`predict` saw them
+        (empty where the check differed); ``found`` says whether the entry's
+        symbol is counted there, and ``pos`` where.
         """
-        S, E = self.S, len(slot)
+        S, E, m = self.S, len(slot), len(y)
         # entries sorted by slot, then by row: keys are unique, so any sort will do
         bits = max(1, E.bit_length())
-        key = np.sort((slot << bits) + np.arange(E))
+        key = np.sort((slot << bits) + self._entries[:E])
         order = key & ((1 << bits) - 1)
         slot = key >> bits
         first = np.empty(E, bool)
         first[0] = True
         np.not_equal(slot[1:], slot[:-1], out=first[1:])
         group = np.cumsum(first) - 1
-        g_slot, g_check = slot[first], check[order[first]]
-        y, packed, is_y = y[order], packed[order], is_y[order]
+        lead = order[first]
+        g_slot, g_check = slot[first], check[lead]
+        G = len(lead)
+        rows = packed[lead]  # (G, S)
         counted = check[order] == g_check[group]
-        found = is_y & ((packed & CNT_MASK) > 0)
-        pos = found.argmax(axis=1)
-        found = found.any(axis=1)
-        G = len(g_slot)
-        rows = packed[first]  # (G, S)
-        inc = counted & found
-        rows += np.bincount(group[inc] * S + pos[inc], minlength=G * S
-                            ).reshape(G, S).astype(np.int32)
-        new = np.flatnonzero(counted & ~found)
+        found = found[order]
+        inc = np.where(counted & found, group * S + pos[order], G * S)
+        rows += np.bincount(inc, minlength=G * S + 1)[:-1].reshape(G, S)
+        new = np.flatnonzero(counted > found)  # counted, not found
         if len(new):
             g_new = group[new]
+            y_new = y[order[new] % m]
             lead = np.empty(len(new), bool)
             lead[0] = True
             np.not_equal(g_new[1:], g_new[:-1], out=lead[1:])
-            g_lead, y_lead = g_new[lead], y[new[lead]]
+            g_lead, y_lead = g_new[lead], y_new[lead]
             # the first row's new symbol, counted as often as rows saw it,
             # takes the least counted entry (an empty one first; the first of ties)
-            lead_y = np.full(G, -1, np.int64)
-            lead_y[g_lead] = y_lead
-            same = y[new] == lead_y[g_new]
-            times = np.bincount(g_new[same], minlength=G)[g_lead]
-            pos = (rows[g_lead] & CNT_MASK).argmin(axis=1)
-            rows[g_lead, pos] = (y_lead << SYM_SHIFT) + times
-        full = (rows & CNT_MASK).sum(axis=1) > COUNT_LIMIT
+            which = np.cumsum(lead) - 1
+            same = y_new == y_lead[which]
+            times = np.bincount(which[same], minlength=len(g_lead))
+            at = (rows[g_lead] & CNT_MASK).argmin(axis=1)
+            rows[g_lead, at] = (y_lead << SYM_SHIFT) + times
+        # a slot's counts sum below 2**16, so the packed sum carries none into
+        # the symbols' bits (and stays below 2**31)
+        full = (np.einsum("gs->g", rows) & CNT_MASK) > COUNT_LIMIT
         if full.any():
             r = rows[full]
             rows[full] = (r & ~CNT_MASK) | ((r & CNT_MASK) >> 1)
-        self.table[g_slot] = rows
+        self._slot_rows()[g_slot] = rows.view(self._slot_rows().dtype).reshape(-1)
         self.check[g_slot] = g_check
