@@ -189,3 +189,18 @@ def test_deterministic_contexts_learn_their_own_weight():
     one, two = _key_after([65, 65]), _key_after([65, 66])
     assert one == K * mixer.WEIGHT_KEYS + 2 * 2 + 1
     assert two == one - 1
+
+
+def test_shipped_models_code_their_cards_segments(model_root):
+    # the segment sizes the cards chose for speed reach the archive's frames,
+    # and each card's mixing profile its header
+    for name, size, shape in (("english", 2048, "full"),
+                              ("english-fast", 512, "lean")):
+        engine, _ = engines.load_engine(name)
+        assert engine.min_segment == size
+        data = (TEXT * (3 * size // len(TEXT) + 1))[:3 * size + 7]
+        info = container.read_archive(io.BytesIO(rnnzip.compress(data, model=name)),
+                                      io.BytesIO(), engines.resolve_engine,
+                                      info_only=True)
+        assert [f.segments for f in info.frames] == [3]
+        assert info.mixer.name == shape
