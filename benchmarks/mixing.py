@@ -44,9 +44,8 @@ def network_steps(engine, data: bytes, min_segment: int):
     seg_len, lengths = codec.segment_layout(
         len(symbols), codec.choose_segments(len(symbols), min_segment))
     stepwise = codec.frequencies_stepwise(engine, symbols, seg_len, lengths)
-    grid = np.zeros((len(lengths), seg_len), np.int64)
-    grid.reshape(-1)[:len(symbols)] = symbols
-    return stepwise, grid.T, lengths
+    grid, _ = codec._grid(symbols, seg_len, lengths)  # (steps, segments)
+    return stepwise, grid, lengths
 
 
 def ideal_bits(stepwise, grid, lengths, profile) -> tuple[float, float]:

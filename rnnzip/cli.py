@@ -42,7 +42,7 @@ A Gluon RNN, GRU or LSTM predicts each next byte and a range coder turns the
 predictions into bits. The default model is {DEFAULT_MODEL!r} (a GRU of 256
 units, with context mixing: the network's predictions refined by the file's
 own statistics, the best ratio, about 40-70 KB/s); 'english-fast' (an RNN of
-128 units with a leaner mixer) decodes at about 200 KB/s and spends more bits.
+128 units with a leaner mixer) decodes at about 130-190 KB/s, with more bits.
 On a busy machine, OPENBLAS_NUM_THREADS=1 keeps numpy from fighting for cores.
 `rnnzip models` lists the installed ones.
 
