@@ -46,16 +46,21 @@ def compress(data: bytes, model: str = None, *, backend: str = "auto",
     return out.getvalue()
 
 
-def decompress(data: bytes, *, backend: str = "auto", device: str = "auto") -> bytes:
+def decompress(data: bytes, *, backend: str = "auto", device: str = "auto",
+               threads: int = 1) -> bytes:
     """Decompress a ``.rnz`` archive and return the original bytes.
 
     The archive names its model, which must be installed. Raises
     :class:`RnnzipError` for anything that is not an intact archive.
+    ``threads=2`` (or 0, one per CPU) runs the network of a context-mixed
+    archive in a forked second process beside the mixer, about 1.3 times
+    as fast on two idle cores; the output is the same.
     """
     from .container import read_archive
     from .engines import resolve_engine
 
     out = _io.BytesIO()
     read_archive(_io.BytesIO(memoryview(data).tobytes()), out,
-                 lambda name, identity: resolve_engine(name, identity, backend, device))
+                 lambda name, identity: resolve_engine(name, identity, backend, device),
+                 threads=threads)
     return out.getvalue()

@@ -301,11 +301,24 @@ def _resolver(model, backend, device):
     return resolve
 
 
+_THREADS_HELP = ("Processes to decode with: 2 or more runs the network of a "
+                 "context-mixed archive in a second process beside the mixer, on "
+                 "another CPU (about 1.3 times as fast on two idle cores); 1 stays "
+                 "in one process; 0 picks 2 where there are two CPUs. The output "
+                 "is the same.")
+
+
+def _threads_option(f):
+    return click.option("-T", "--threads", type=click.IntRange(0, None), default=0,
+                        show_default=True, help=_THREADS_HELP)(f)
+
+
 @main.command()
 @_common_coding_options
 @click.option("-m", "--model", default=None, help=_MODEL_HINT)
+@_threads_option
 def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
-               backend, model):
+               backend, model, threads):
     """Decompress FILE.rnz into FILE (standard input to output with none or -).
 
     The archive names its model, which must be installed (or given with -m).
@@ -325,7 +338,8 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
         t0 = time.time()
         info = _convert(src, dst, force, "decompressing",
                         lambda stream, sink, update: read_archive(
-                            stream, sink, resolve, progress=update))
+                            stream, sink, resolve, progress=update,
+                            threads=threads))
         if remove and src != "-" and dst is not None:
             os.remove(src)
         if verbose:
@@ -342,7 +356,8 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
 @click.option("--device", default="auto", show_default=True)
 @click.option("-m", "--model", default=None, help=_MODEL_HINT)
 @click.option("-v", "--verbose", is_flag=True, help="Say OK for each good archive.")
-def test(files, backend, device, model, verbose):
+@_threads_option
+def test(files, backend, device, model, verbose, threads):
     """Decode each FILES archive and verify it, writing nothing."""
     from .container import read_archive
 
@@ -351,7 +366,7 @@ def test(files, backend, device, model, verbose):
     def one(src, _):
         stream, _size = _open_input(src)
         try:
-            read_archive(stream, _Null(), resolve)
+            read_archive(stream, _Null(), resolve, threads=threads)
         finally:
             if src != "-":
                 stream.close()

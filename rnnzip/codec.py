@@ -16,6 +16,7 @@ import numpy as np
 
 from .exact import START_SYMBOL
 from .mixer import FULL, ContextMixer
+from .pipeline import LocalNetwork
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -30,6 +31,15 @@ HEAD_CHUNK = 64  # steps whose head the encoder computes in one call
 def _entropy_model():
     # perfect=False, on both sides: fast, and the same quantization everywhere
     return constriction.stream.model.Categorical(perfect=False)
+
+
+def _coder_probs(freqs) -> np.ndarray:
+    """Frequencies as the coder must get them: C-contiguous float64.
+
+    constriction reads the array's memory as rows, whatever its strides say,
+    so a transposed view would be coded as another distribution.
+    """
+    return np.ascontiguousarray(freqs, np.float64)
 
 
 def choose_segments(n: int, min_segment: int = MIN_SEGMENT,
@@ -145,32 +155,44 @@ def encode_frame(engine, data: bytes, num_segments: int, mix=None):
     bits = 0.0
     for targets, freqs in frame_frequencies(engine, symbols, seg_len, lengths, mix):
         encoder.encode(targets.astype(np.int32), entropy_model,
-                       np.asarray(freqs, np.float64))
+                       _coder_probs(freqs))
         bits += ideal_bits(targets, freqs)
     return seg_len, lengths, encoder.get_compressed(), bits
 
 
 def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
-                 mix=None) -> bytes:
-    """Decompress one frame coded by :func:`encode_frame` with the same ``mix``."""
+                 mix=None, network=None) -> bytes:
+    """Decompress one frame coded by :func:`encode_frame` with the same ``mix``.
+
+    ``network``, a :class:`rnnzip.pipeline.NetworkWorker` for ``engine``, runs
+    the network's next step while this process mixes and learns; without it
+    the network runs here. The output is the same.
+    """
     if not lengths:
         return b""
     decoder = constriction.stream.queue.RangeDecoder(words)
     entropy_model = _entropy_model()
-    grid = np.zeros((seg_len, len(lengths)), dtype=np.int64)
-    state = engine.begin_state(len(lengths))
-    x = np.full(len(lengths), START_SYMBOL, dtype=np.int64)
-    mixer = _mixer(len(lengths), mix)
+    rows = len(lengths)
+    grid = np.zeros((seg_len, rows), dtype=np.int64)
+    mixer = _mixer(rows, mix)
+    net = network or LocalNetwork(engine)
+    net.begin(rows)
+    net.submit(np.full(rows, START_SYMBOL, dtype=np.int64))
     for t in range(seg_len):
-        state = engine.advance(x, state)
-        freqs = engine.freqs(engine.top(state))  # (segments, vocab)
         m = _active(t, lengths)
-        freqs = freqs[:m] if mixer is None else mixer.predict(freqs[:m])
-        x = np.zeros(len(lengths), dtype=np.int64)
-        x[:m] = decoder.decode(entropy_model, np.asarray(freqs, np.float64))
+        if mixer is not None:
+            mixer.prepare(m)  # while the network computes this step
+        freqs, totals = net.result()  # (segments, vocab)
+        if mixer is None:
+            freqs = freqs[:m]
+        else:
+            freqs = mixer.finish(freqs[:m], None if totals is None else totals[:m])
+        x = grid[t]
+        x[:m] = decoder.decode(entropy_model, _coder_probs(freqs))
+        if t + 1 < seg_len:
+            net.submit(x)  # the next step, while the mixer learns from this one
         if mixer is not None:
             mixer.update(x[:m])
-        grid[t] = x
     out = grid.T.reshape(-1)[:sum(lengths)]
     return out.astype(np.uint8).tobytes()
 

@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codec import decode_frame, encode_frame, model_segments
+from .codec import MAX_SEGMENTS, decode_frame, encode_frame, model_segments
 from .errors import RnnzipError
+from .exact import ExactModel
 from .mixer import FULL, PROFILES, RETIRED_PROFILES, Profile
+from .pipeline import NetworkWorker, can_fork, usable_cpus
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "FRAME_SIZE", "RnnzipError", "ArchiveInfo",
            "write_archive", "read_archive", "read_header"]
@@ -251,7 +253,7 @@ def read_header(stream) -> tuple[ArchiveInfo, _Reader]:
 
 
 def read_archive(stream, sink, resolve_engine, info_only=False,
-                 progress=None) -> ArchiveInfo:
+                 progress=None, threads: int = 1) -> ArchiveInfo:
     """Decompress an archive from ``stream`` into ``sink.write``.
 
     ``resolve_engine(name, identity_hex)`` returns the exact model to decode
@@ -259,13 +261,54 @@ def read_archive(stream, sink, resolve_engine, info_only=False,
     Archives written one after another (``compress -c a b``) decode to the
     concatenation of their contents, as with gzip; the info then covers all
     of them, with ``members`` counting them. ``progress(n)`` is called with
-    the archive bytes of each frame decoded.
+    the archive bytes of each frame decoded. ``threads`` above 1 lets the
+    network of a context-mixed archive run in a second process beside the
+    mixer (:mod:`rnnzip.pipeline`), where the platform and the CPUs allow;
+    0 means as many as there are CPUs. The output is the same either way.
     """
+    with _Workers(threads) as workers:
+        return _read_members(stream, sink, resolve_engine, info_only, progress,
+                             workers)
+
+
+class _Workers:
+    """The network worker of a decoding, forked at its first mixed frame."""
+
+    def __init__(self, threads: int):
+        if threads < 0:
+            raise ValueError(f"threads must be 0 (one per CPU) or more, not {threads}")
+        self.wanted = (threads or usable_cpus()) > 1 and can_fork()
+        self.worker = None
+
+    def get(self, engine, rows: int, mixed: bool):
+        """A worker for ``engine``'s frames of ``rows`` segments, or None."""
+        if not (self.wanted and mixed and isinstance(engine, ExactModel)):
+            return None  # MXNet must not be forked; unmixed frames gain nothing
+        if self.worker is not None and self.worker.engine is not engine:
+            self.close()
+        if self.worker is None:
+            self.worker = NetworkWorker(engine, MAX_SEGMENTS)
+        return self.worker if rows <= self.worker.max_rows else None
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _read_members(stream, sink, resolve_engine, info_only, progress, workers):
     r = _Reader(stream)
     crc_sink = _CrcSink(sink)
     total = None
     while True:
-        info = _read_member(r, crc_sink, resolve_engine, info_only, progress)
+        info = _read_member(r, crc_sink, resolve_engine, info_only, progress,
+                            workers)
         if total is None:
             total = info
         else:
@@ -311,7 +354,8 @@ def _read_stored(r, info: ArchiveInfo, index: int) -> bytes | None:
     return data
 
 
-def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
+def _read_member(r, sink, resolve_engine, info_only, progress,
+                 workers) -> ArchiveInfo:
     info, r = read_header(r)
     engine = None if info_only else resolve_engine(info.model_name,
                                                    info.identity.hex())
@@ -353,7 +397,9 @@ def _read_member(r, sink, resolve_engine, info_only, progress) -> ArchiveInfo:
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         lengths = [seg_len] * (segments - 1) + [length - seg_len * (segments - 1)]
         try:
-            data = decode_frame(engine, words, seg_len, lengths, info.mixer)
+            network = workers.get(engine, segments, info.mix)
+            data = decode_frame(engine, words, seg_len, lengths, info.mixer,
+                                network=network)
         except (ValueError, RuntimeError, AssertionError, OverflowError) as exc:
             raise RnnzipError(f"checksum mismatch in frame {index}: the range "
                               f"coder failed ({exc}); the data is corrupt, or the "

@@ -149,13 +149,15 @@ class ExactModel:
                 layer["tanh"] = _Table(self.tanh, L, _bound(pre))
                 layer["cell"] = _Table(self.tanh, L, C_MAX >> (8 - LUT_FRAC))
             self.layers.append(layer)
-        self.out_w = np.ascontiguousarray((a["out_w"] * a["out_fac"]).T)  # (H, V)
-        self.out_b = a["out_b"] * a["out_fac"]
+        # the head vocab-major, (V, H) and (V, 1): a row's maximum logit is then
+        # an elementwise maximum over the vocabulary, which is fast
+        self.out_w = np.ascontiguousarray(a["out_w"] * a["out_fac"])  # (V, H)
+        self.out_b = (a["out_b"] * a["out_fac"])[:, None]
         # logits within LOGIT_LIMIT need no clamp; differences within the
         # extended exp table need no minimum
         logit_max = _bound(
-            _STATE_MAX * np.abs(self.out_w.astype(np.float64)).sum(axis=0)
-            + np.abs(self.out_b.astype(np.float64)))
+            _STATE_MAX * np.abs(self.out_w.astype(np.float64)).sum(axis=1)
+            + np.abs(self.out_b[:, 0].astype(np.float64)))
         self.clamp_logits = logit_max > LOGIT_LIMIT
         exp = a["exp_table"]
         self.exp_last = len(exp) - 1
@@ -240,16 +242,20 @@ class ExactModel:
         return np.concatenate(tops, axis=1)
 
     def freqs(self, h):
-        """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
-        logits = h.T @ self.out_w  # scaled to 1/64 nat by the folded factor
+        """Integer frequencies (rows, vocab_size), each >= 1, from top states.
+
+        The result is a transposed view (Fortran order): callers that need
+        C-contiguous rows copy it.
+        """
+        logits = self.out_w @ h  # (V, rows), scaled to 1/64 nat by the folded factor
         logits += self.out_b
         np.floor(logits, out=logits)
         if self.clamp_logits:
             _clamp(logits, LOGIT_LIMIT)
-        d = np.subtract(logits.max(axis=1, keepdims=True), logits, out=logits)
+        d = np.subtract(np.maximum.reduce(logits, axis=0), logits, out=logits)
         if self.exp_clamp:
             np.minimum(d, self.exp_last, out=d)
-        return self.exp[d.astype(np.intp)]
+        return self.exp[d.T.astype(np.intp, order="C")]
 
 
 def model_identity(arrays: dict, meta: dict) -> str:

@@ -139,6 +139,7 @@ class ContextMixer:
         # y << 16 | 1: where a slot entry holds y with a count of at least 1
         self._y_entry = (np.arange(256, dtype=np.int32) << SYM_SHIFT) + 1
         self._step = None
+        self._context = None
 
     def _slot_rows(self):
         """The table seen as one item a slot, for whole-slot gathers and stores."""
@@ -149,13 +150,19 @@ class ContextMixer:
         network's (rows, vocab).
 
         ``freqs`` are the exact model's: integers in [1, 2**16], so a row's
-        total is at most 2**24 (and float32 sums of them are exact).
+        total is at most 2**24 (and float32 sums of them are exact). The same
+        as :meth:`prepare` for ``len(freqs)`` rows, then :meth:`finish`.
         """
-        F = np.asarray(freqs, dtype=np.float32)
-        m, V = F.shape
-        K, S = self.K, self.S
-        Tr = np.einsum("iv->i", F).astype(np.int64)  # float32 sums <= 2**24: exact
+        self.prepare(len(freqs))
+        return self.finish(freqs)
 
+    def prepare(self, m: int) -> None:
+        """Look up the contexts of the first ``m`` rows for this step.
+
+        This half of :meth:`predict` does not need the network's frequencies,
+        so it can run while they are computed (rnnzip.pipeline does that).
+        """
+        K, S = self.K, self.S
         # the contexts' slots and checks, order-major: (K, m)
         h = ((self.history[:m] & self._masks) + self._tags) * _GOLDEN  # mod 2**64
         slots = (h >> self._shift).astype(np.intp) + self._base
@@ -176,15 +183,37 @@ class ContextMixer:
         for k in range(K - 1, -1, -1):
             np.multiply(lam[k + 1], escape[k], out=lam[k])  # < 2**32
             np.right_shift(lam[k], E_FRAC, out=lam[k])
-        # the refined estimate a F + s, in units of Z <= 2**32: totals telescope;
         # order k's entries hold s = c f_k, which sum to n_k f_k
-        a = (lam[0] << 16) // Tr
         f = (lam[1:] << 16) // d  # (K, m)
-        Z = a * Tr + np.einsum("km,km->m", f, n)
+        fn = np.einsum("km,km->m", f, n)
         # the weight's key: the longest seen order's, which outranks all lower ones
         key = (np.minimum(n, COUNT_BUCKETS - 1) << 1) + (u == 1)  # a deterministic
         key += self._key_order * seen  # context; unseen orders give 0
         key = key.max(axis=0)
+        # where each entry's count goes in the flat (m, vocab) result; entries
+        # with no count go past its end, so that no two entries of one order
+        # share a place (a slot holds a symbol in one counted entry at most)
+        at = (packed >> SYM_SHIFT) + self._row_base[:m, None]
+        at[c == 0] = m * 256
+        self._context = (m, lam[0], f, fn, key, c, at, slots, checks, packed)
+
+    def finish(self, freqs: np.ndarray, totals: np.ndarray | None = None) -> np.ndarray:
+        """The mixed frequencies of the rows :meth:`prepare` looked up.
+
+        ``totals``, if given, are the row sums of ``freqs`` as int64 (computed
+        elsewhere, as ``np.einsum("iv->i", freqs)``).
+        """
+        m, lam0, f, fn, key, c, at, slots, checks, packed = self._context
+        self._context = None
+        F = np.asarray(freqs, dtype=np.float32)
+        if F.shape != (m, 256):
+            raise ValueError(f"the mixer prepared {m} rows of 256 symbols, got "
+                             f"frequencies of shape {F.shape}")
+        Tr = (np.einsum("iv->i", F).astype(np.int64) if totals is None
+              else totals)  # float32 sums <= 2**24: exact
+        # the refined estimate a F + s, in units of Z <= 2**32: totals telescope
+        a = (lam0 << 16) // Tr
+        Z = a * Tr + fn
         wc = self.weights[key]
         # w (a F + s) / Z + (1 - w) F / Tr, times Z Tr W_ONE / 2**22:
         # wc Tr a <= 2**48, (W_ONE - wc) Z <= 2**48, so 2**15 <= coef < 2**27
@@ -194,13 +223,13 @@ class ContextMixer:
         # most (wt >> 12) s where c >= 1 and below 2**28 * 2**32 where c = 0
         fw = (wt >> 12) * f  # (K, m)
         sparse = (c * fw[..., None]) >> 10  # (K, m, S)
-        s_sym = packed >> SYM_SHIFT
-        # a row: F coef < 2**43 each, 2**51 in all; sparse 2**50 in all
-        mixed = F.astype(np.float64)
-        mixed *= coef.astype(np.float64)[:, None]
-        mixed += np.bincount((s_sym + self._row_base[:m, None]).reshape(-1),
-                             weights=sparse.reshape(-1), minlength=m * V
-                             ).reshape(m, V)
+        # a row: F coef < 2**43 each, 2**51 in all; sparse 2**50 in all. The
+        # result is C-contiguous, as the coder reads it, whatever F's layout
+        flat = np.empty(m * 256 + 1, np.float64)
+        mixed = flat[:-1].reshape(m, 256)
+        np.multiply(F, coef.astype(np.float64)[:, None], out=mixed)
+        for k in range(self.K):
+            flat[at[k]] += sparse[k]  # distinct places within an order
         self._step = (F, Tr, a, f, Z, fw, key, coef, sparse, slots, checks, packed)
         return mixed
 

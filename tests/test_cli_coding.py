@@ -231,6 +231,16 @@ def test_mix_option_reaches_the_archive(run, plain, tmp_path):
             != (tmp_path / "plain.rnz").read_bytes())
 
 
+def test_threads_option_decodes_the_same(run, plain, tmp_path):
+    run("compress", "--mix", "plain.txt", "-m", "tiny-gru", expect=0)
+    outs = [run("decompress", "-c", f"-T{n}", "plain.txt.rnz", expect=0).stdout
+            for n in (1, 2, 0)]
+    assert outs[0] == outs[1] == outs[2] == DATA
+    run("test", "-T", "2", "plain.txt.rnz", expect=0)
+    proc = run("decompress", "-c", "-T", "-1", "plain.txt.rnz", expect=2)
+    assert "-T" in _err(proc) or "--threads" in _err(proc)
+
+
 def test_verbose_reports_sizes_on_stderr(run, plain):
     proc = run("compress", "-v", "plain.txt", "-m", "tiny-gru", expect=0)
     err = _err(proc)
