@@ -90,7 +90,9 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
     """Build a contender per rnnzip model: all installed ones, or those named.
 
     A name may end in ``+mix`` or ``+nomix``: the model with context mixing
-    forced on or off (``--mix``, ``--no-mix``) instead of as its card says.
+    forced on or off (``--mix``, ``--no-mix``) instead of as its card says;
+    and in ``+t1``: decompressed in one process (``-T1``), without the
+    network worker of the default.
     """
     from rnnzip import __version__
     from rnnzip.errors import RnnzipError
@@ -101,12 +103,17 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
     options = ["--backend", backend, "--device", device]
     out = []
     for label in sorted(installed) if names is None else names:
-        name, _, variant = label.partition("+")
-        mix = {"": [], "mix": ["--mix"], "nomix": ["--no-mix"]}.get(variant)
+        name, *variants = label.split("+")
+        flags = {"mix": ("--mix", None), "nomix": ("--no-mix", None),
+                 "t1": (None, "-T1")}
+        unknown = [v for v in variants if v not in flags]
+        mix = [flags[v][0] for v in variants if v in flags and flags[v][0]]
+        threads = [flags[v][1] for v in variants if v in flags and flags[v][1]]
         c = Contender(label, f"rnnzip {label}", "rnnzip", suffix=".rnz")
-        if mix is None:
+        if unknown:
             out.append(c)
-            c.status, c.note = "skipped", f"unknown variant {variant!r}: +mix or +nomix"
+            c.status, c.note = "skipped", (f"unknown variant {unknown[0]!r}: "
+                                           f"+mix, +nomix or +t1")
             continue
         out.append(c)
         if name not in installed:
@@ -128,5 +135,5 @@ def rnnzip_contenders(names: list | None, backend: str, device: str) -> list:
         c.version = (f"rnnzip {__version__}, {arch['cell']} {arch['num_layers']}x"
                      f"{arch['num_hiddens']}, model {identity[:12]}")
         c.compress = [*command, "compress", "-c", "-m", name, *mix, *options, "{in}"]
-        c.decompress = [*command, "decompress", "-c", *options, "{in}"]
+        c.decompress = [*command, "decompress", "-c", *threads, *options, "{in}"]
     return out

@@ -139,6 +139,15 @@ def test_d2l_model_is_skipped_and_unknown_model_missing(
     assert "not installed" in contenders[1].note
 
 
+def test_model_variants_reach_the_commands(tiny_gru):
+    plain, nomix_t1, bad = compare.rnnzip_contenders(
+        [tiny_gru, f"{tiny_gru}+nomix+t1", f"{tiny_gru}+fast"], "auto", "auto")
+    assert "--no-mix" not in plain.compress and "-T1" not in plain.decompress
+    assert "--no-mix" in nomix_t1.compress and "-T1" in nomix_t1.decompress
+    assert "-T1" not in nomix_t1.compress
+    assert bad.status == "skipped" and "'fast'" in bad.note
+
+
 def test_run_command_measures_the_child_not_the_benchmark(tmp_path):
     src, dst = tmp_path / "in", tmp_path / "out"
     src.write_bytes(b"abc")
