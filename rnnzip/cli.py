@@ -21,11 +21,11 @@ class _Group(click.Group):
     """Turn expected failures into one line on stderr and exit code 1."""
 
     def invoke(self, ctx):
-        from .data import CorpusError
-
+        # CorpusError is a ValueError; numpy is not imported here, so that the
+        # coding commands can still choose its threads (_one_blas_thread)
         try:
             return super().invoke(ctx)
-        except (RnnzipError, CorpusError, ValueError, OSError) as exc:
+        except (RnnzipError, ValueError, OSError) as exc:
             text = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             click.echo(f"rnnzip: error: {where}{text}", err=True)
@@ -41,9 +41,12 @@ class _Group(click.Group):
 A Gluon RNN, GRU or LSTM predicts each next byte and a range coder turns the
 predictions into bits. The default model is {DEFAULT_MODEL!r} (a GRU of 256
 units, with context mixing: the network's predictions refined by the file's
-own statistics, the best ratio, about 40-70 KB/s); 'english-fast' (an RNN of
-128 units with a leaner mixer) decodes at about 130-190 KB/s, with more bits.
-On a busy machine, OPENBLAS_NUM_THREADS=1 keeps numpy from fighting for cores.
+own statistics, the best ratio, about 45-95 KB/s); 'english-fast' (an RNN of
+128 units with a leaner mixer) decodes at about 190-260 KB/s, with more bits.
+Those speeds are decompression of text files of 100 KB or more on two idle
+cores, with the network in a second process (the default, -T0); in one
+process (-T1) they are about two thirds of that. The coding commands run one
+OpenBLAS thread per process unless OPENBLAS_NUM_THREADS says otherwise.
 `rnnzip models` lists the installed ones.
 
 Known limits: compression runs at tens to hundreds of KB/s, far slower than
@@ -56,6 +59,20 @@ def main():
 
 
 # -- compress / decompress ------------------------------------------------
+
+def _one_blas_thread():
+    """One OpenBLAS thread per process, unless the user set it.
+
+    The coding commands' matrix products are small; a second thread never
+    paid on an idle machine, and beside a busy core it slowed decoding badly:
+    english-fast decoded alice29.txt in 0.71 s with one thread and 0.73 s
+    with the default on an idle machine, in 1.1 s and 2.5 to 4.3 s beside a
+    busy core (2 CPUs, 2026-12-04). OpenBLAS reads the setting when numpy
+    loads, so this must run before anything imports numpy.
+    """
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 def _common_coding_options(f):
     f = click.option("--backend", type=click.Choice(["auto", "numpy", "mxnet"]),
@@ -226,6 +243,7 @@ def compress(files, to_stdout, remove, keep, output, force, verbose, device, bac
     Inputs are kept unless --rm is given; existing outputs are never
     overwritten without -f.
     """
+    _one_blas_thread()
     from .container import write_archive
     from .engines import load_engine
 
@@ -327,6 +345,7 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
     later failure still exits 1. Archives written one after another decode
     to the concatenation of their contents.
     """
+    _one_blas_thread()
     from .container import read_archive
 
     if remove and keep:
@@ -359,6 +378,7 @@ def decompress(files, to_stdout, remove, keep, output, force, verbose, device,
 @_threads_option
 def test(files, backend, device, model, verbose, threads):
     """Decode each FILES archive and verify it, writing nothing."""
+    _one_blas_thread()
     from .container import read_archive
 
     resolve = _resolver(model, backend, device)
