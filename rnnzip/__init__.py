@@ -53,7 +53,7 @@ def decompress(data: bytes, *, backend: str = "auto", device: str = "auto",
     The archive names its model, which must be installed. Raises
     :class:`RnnzipError` for anything that is not an intact archive.
     ``threads=2`` (or 0, one per CPU) runs the network of a context-mixed
-    archive in a forked second process beside the mixer, about 1.3 times
+    archive in a forked second process beside the mixer, about 1.4 times
     as fast on two idle cores; the output is the same.
     """
     from .container import read_archive

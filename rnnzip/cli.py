@@ -66,8 +66,8 @@ def _one_blas_thread():
     The coding commands' matrix products are small; a second thread never
     paid on an idle machine, and beside a busy core it slowed decoding badly:
     english-fast decoded alice29.txt in 0.71 s with one thread and 0.73 s
-    with the default on an idle machine, in 1.1 s and 2.5 to 4.3 s beside a
-    busy core (2 CPUs, 2026-12-04). OpenBLAS reads the setting when numpy
+    with the default on an idle machine, in 0.95-1.1 s and 2.1-4.3 s beside
+    a busy core (2 CPUs, 2026-12-04). OpenBLAS reads the setting when numpy
     loads, so this must run before anything imports numpy.
     """
     if "numpy" not in sys.modules:
@@ -321,7 +321,7 @@ def _resolver(model, backend, device):
 
 _THREADS_HELP = ("Processes to decode with: 2 or more runs the network of a "
                  "context-mixed archive in a second process beside the mixer, on "
-                 "another CPU (about 1.3 times as fast on two idle cores); 1 stays "
+                 "another CPU (1.4 to 1.5 times as fast on two idle cores); 1 stays "
                  "in one process; 0 picks 2 where there are two CPUs. The output "
                  "is the same.")
 

@@ -242,11 +242,7 @@ class ExactModel:
         return np.concatenate(tops, axis=1)
 
     def freqs(self, h):
-        """Integer frequencies (rows, vocab_size), each >= 1, from top states.
-
-        The result is a transposed view (Fortran order): callers that need
-        C-contiguous rows copy it.
-        """
+        """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
         logits = self.out_w @ h  # (V, rows), scaled to 1/64 nat by the folded factor
         logits += self.out_b
         np.floor(logits, out=logits)

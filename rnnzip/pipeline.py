@@ -12,8 +12,10 @@ The worker is a child made with ``os.fork`` that inherits the loaded exact
 model; it talks to the main process over two pipes, one byte or one command
 a step, and hands over inputs and frequencies in shared memory. The
 frequencies are double-buffered: the mixer still reads step ``t``'s while the
-worker writes step ``t + 1``'s. The worker exits when the main process
-closes the pipes, and so when it dies.
+worker writes step ``t + 1``'s. The main process runs the network of the
+first few rows itself (:attr:`NetworkWorker.LOCAL_SHARE`), in the time it
+would otherwise wait. The worker exits when the main process closes the
+pipes, and so also when the main process dies.
 """
 
 from __future__ import annotations
