@@ -81,10 +81,13 @@ class NetworkWorker:
 
     #: the share of a frame's rows whose network this process runs itself, in
     #: the time it would otherwise wait. Decoding alice29.txt on 2 CPUs
-    #: (2026-12-04, KB/s, three runs): english-fast 255-265 at 0, 267-289 at
-    #: 1/8, 279-284 at 3/16, 250-265 at 1/4; english 64-65 at 0, 72-75 at 1/8,
-    #: 75-76 at 1/4, 65-66 at 3/8
-    LOCAL_SHARE = 3 / 16
+    #: (2026-12-04, KB/s, three runs each): english-fast 255-265 at 0,
+    #: 267-289 at 1/8, 279-284 at 3/16, 250-265 at 1/4; english (2 KiB
+    #: segments) 64-65 at 0, 72-75 at 1/8, 75-76 at 1/4, 65-66 at 3/8. An hour
+    #: later, the machine slower: english-fast 245-260 at 1/16, 235-254 at
+    #: 1/8, 235-246 at 3/16. The best share moves with the machine; 1/8 is
+    #: never far from it.
+    LOCAL_SHARE = 1 / 8
 
     def __init__(self, engine, max_rows: int):
         if not can_fork():
