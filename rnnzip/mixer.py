@@ -33,12 +33,10 @@ saw it, but of the symbols new to the slot only the first row's is taken in
 row's in that slot (a hash collision) is not counted. Each frame starts with
 empty tables.
 
-Three profiles, each with a number that the archive header records:
-``full`` (orders 2, 3, 4, 6 and 8, 12 symbols a context, 2**19 slots an
-order), ``lean`` (orders 2, 4 and 6, 8 symbols, 2**18 slots: for a model
-that must decode fast) and ``small`` (the lean one with 2**17 slots, whose
-tables, half the size, are read and written at random faster, for a few
-bits more). Their constants were chosen on held-out text of the training
+Two profiles, each with a number that the archive header records: ``full``
+(orders 2, 3, 4, 6 and 8, 12 symbols a context, 2**19 slots an order) and
+``lean`` (orders 2, 4 and 6, 8 symbols, 2**18 slots: for a model that must
+decode fast). Their constants were chosen on held-out text of the training
 corpus (the last 3% of ``train/``), never on the benchmark files; README.md
 has the numbers. Profiles 1 and 2 were the same mixer without the
 deterministic-context weights, in development builds only; archives that
@@ -78,7 +76,6 @@ class Profile(NamedTuple):
 PROFILES = {p.number: p for p in (
     Profile(3, "full", (2, 3, 4, 6, 8), 12, 19),
     Profile(4, "lean", (2, 4, 6), 8, 18),
-    Profile(5, "small", (2, 4, 6), 8, 17),
 )}
 FULL = PROFILES[3]
 RETIRED_PROFILES = (1, 2)  # development builds' mixer, before version 3

@@ -162,7 +162,7 @@ def test_the_shipped_default_mixes_and_gains(model_root):
     engine, name = engines.load_engine(None)
     assert name == "english" and engine.mix is True
     fast, _ = engines.load_engine("english-fast")
-    assert fast.mix is True and fast.mix_profile.name == "small"
+    assert fast.mix is True and fast.mix_profile.name == "lean"
     text = TEXT * 4
     mixed = rnnzip.compress(text)
     plain = rnnzip.compress(text, mix=False)
@@ -195,7 +195,7 @@ def test_shipped_models_code_their_cards_segments(model_root):
     # the segment sizes the cards chose for speed reach the archive's frames,
     # and each card's mixing profile its header
     for name, size, shape in (("english", 4096, "full"),
-                              ("english-fast", 512, "small")):
+                              ("english-fast", 512, "lean")):
         engine, _ = engines.load_engine(name)
         assert engine.min_segment == size
         data = (TEXT * (3 * size // len(TEXT) + 1))[:3 * size + 7]
