@@ -287,7 +287,11 @@ class _Workers:
         if self.worker is not None and self.worker.engine is not engine:
             self.close()
         if self.worker is None:
-            self.worker = NetworkWorker(engine, MAX_SEGMENTS)
+            try:
+                self.worker = NetworkWorker(engine, MAX_SEGMENTS)
+            except OSError:  # no process or memory to fork: decode here
+                self.wanted = False
+                return None
         return self.worker if rows <= self.worker.max_rows else None
 
     def close(self):

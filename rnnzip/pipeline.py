@@ -109,7 +109,13 @@ class NetworkWorker:
         self._rows = self._first = self._parity = 0
         self._pending = False
         self._state = None
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            for fd in (to_child, self._command, self._reply, from_child):
+                os.close(fd)
+            self.pid = None
+            raise
         if self.pid == 0:  # the worker: it never returns from here
             status = 1
             try:

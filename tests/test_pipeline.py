@@ -97,6 +97,20 @@ def test_the_api_takes_threads(tiny_gru):
         rnnzip.decompress(packed, threads=-1)
 
 
+def test_a_failed_fork_decodes_in_one_process(tiny_gru, monkeypatch):
+    data = english_like(4000, seed=5)
+    packed = rnnzip.compress(data, model=tiny_gru, mix=True)
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert rnnzip.decompress(packed, threads=2) == data
+    if fds is not None:  # the worker's pipes were closed again
+        assert len(os.listdir("/proc/self/fd")) == fds
+
+
 def test_closing_reaps_the_worker_and_restores_the_cpus(tiny_gru):
     engine, _ = load_engine(tiny_gru, backend="numpy")
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
