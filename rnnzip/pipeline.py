@@ -66,9 +66,6 @@ class LocalNetwork:
         """(freqs, row totals or None) of the step last submitted."""
         return self.freqs, None
 
-    def close(self) -> None:
-        pass
-
 
 class NetworkWorker:
     """The network of a numpy exact model in a forked worker process.
