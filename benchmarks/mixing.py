@@ -8,7 +8,8 @@ held-out text of the training corpus instead: the last 3% of the corpus, as
 ``rnnzip train --valid-frac 0.03`` holds it out, in pieces of 300,000 bytes.
 For every segment size (the model card's ``coding.min_segment``) and profile
 it prints the bits an ideal coder spends (the network's exact frequencies,
-mixed or not), then the throughput of the real encoder and decoder on
+mixed or not; for a profile that adapts the network's head, the seconds
+include the network's), then the throughput of the real encoder and decoder on
 ``--speed-file`` (speed only: its bits are not reported, so nothing is chosen
 on them). The network's frequencies of a piece are computed once per segment
 size and shared by the profiles.
@@ -66,6 +67,21 @@ def ideal_bits(stepwise, grid, lengths, profile) -> tuple[float, float]:
     return bits, seconds
 
 
+def adaptive_bits(engine, data: bytes, min_segment: int, profile) -> tuple[float, float]:
+    """Bits and seconds of an ideal coder with a profile that adapts the
+    network's head: the network runs again, step by step, as the decoder's."""
+    symbols = np.frombuffer(data, np.uint8).astype(np.int64)
+    seg_len, lengths = codec.segment_layout(
+        len(symbols), codec.choose_segments(len(symbols), min_segment))
+    t0 = time.perf_counter()
+    freqs = codec.frequencies_stepwise(engine, symbols, seg_len, lengths, profile)
+    seconds = time.perf_counter() - t0
+    grid, _ = codec._grid(symbols, seg_len, lengths)
+    targets = np.concatenate([grid[t, :codec._active(t, lengths)]
+                              for t in range(seg_len)])
+    return codec.ideal_bits(targets, freqs), seconds
+
+
 def speed(engine, data: bytes, min_segment: int, profile) -> tuple[float, float]:
     """Encoder and decoder throughput in KB/s on ``data`` (one frame)."""
     segments = codec.choose_segments(len(data), min_segment)
@@ -107,8 +123,10 @@ def main(argv=None):
         steps = [network_steps(engine, p, size) for p in pieces]
         for profile in profiles:
             bits = seconds = 0.0
-            for stepwise, grid, lengths in steps:
-                b, s = ideal_bits(stepwise, grid, lengths, profile)
+            for piece, (stepwise, grid, lengths) in zip(pieces, steps):
+                b, s = (adaptive_bits(engine, piece, size, profile)
+                        if profile and profile.adapt else
+                        ideal_bits(stepwise, grid, lengths, profile))
                 bits, seconds = bits + b, seconds + s
             kc, kd = speed(engine, speed_data, size, profile)
             print(f"| {size:,} | {profile.name if profile else 'none'} | "

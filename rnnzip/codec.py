@@ -16,7 +16,8 @@ import numpy as np
 
 from .exact import START_SYMBOL
 from .mixer import FULL, ContextMixer
-from .pipeline import LocalNetwork
+from .adapt import HeadAdapter
+from .pipeline import LocalNetwork, head_step, network_step
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -102,15 +103,24 @@ def frame_frequencies(engine, symbols: np.ndarray, seg_len: int, lengths: list[i
     grid, inputs = _grid(symbols, seg_len, lengths)
     state = engine.begin_state(len(lengths))
     mixer = _mixer(len(lengths), mix)
+    adapter = _adapter(engine, mix)
     for t0 in range(0, seg_len, HEAD_CHUNK):
         t1 = min(seg_len, t0 + HEAD_CHUNK)
         tops = []
         for t in range(t0, t1):
             state = engine.advance(inputs[t], state)
             tops.append(engine.top(state))
-        freqs = engine.freqs(engine.stack(tops))  # ((t1-t0) * segments, vocab)
-        freqs = freqs.reshape(t1 - t0, len(lengths), -1)
         targets = grid[t0:t1]
+        if adapter is None:  # ((t1-t0) * segments, vocab)
+            freqs = engine.freqs(engine.stack(tops))
+        else:  # step by step: each step learns from the one before
+            freqs = []
+            for i, top in enumerate(tops):
+                m = _active(t0 + i, lengths)
+                freqs.append(head_step(engine, top, adapter, m))
+                adapter.learn(targets[i, :m])
+            freqs = np.concatenate(freqs)
+        freqs = freqs.reshape(t1 - t0, len(lengths), -1)
         if mixer is not None:
             freqs = _mix_steps(mixer, freqs, targets, t0, lengths)
         if t1 <= lengths[-1] or len(lengths) == 1:
@@ -127,6 +137,17 @@ def _mixer(rows: int, mix):
     if not mix:
         return None
     return ContextMixer(rows, FULL if mix is True else mix)
+
+
+def _adapt(mix) -> int:
+    """The rate at which ``mix`` adapts the network's head (0: it does not)."""
+    return mix.adapt if mix and mix is not True else 0
+
+
+def _adapter(engine, mix):
+    """A :class:`HeadAdapter` for a frame whose profile ``mix`` adapts, or None."""
+    rate = _adapt(mix)
+    return HeadAdapter(engine.num_hiddens, rate) if rate else None
 
 
 def _mix_steps(mixer, freqs, targets, t0, lengths):
@@ -176,8 +197,8 @@ def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
     grid = np.zeros((seg_len, rows), dtype=np.int64)
     mixer = _mixer(rows, mix)
     net = network or LocalNetwork(engine)
-    net.begin(rows)
-    net.submit(np.full(rows, START_SYMBOL, dtype=np.int64))
+    net.begin(rows, _adapt(mix))
+    net.submit(np.full(rows, START_SYMBOL, dtype=np.int64), _active(0, lengths))
     for t in range(seg_len):
         m = _active(t, lengths)
         if mixer is not None:
@@ -189,8 +210,8 @@ def decode_frame(engine, words: np.ndarray, seg_len: int, lengths: list[int],
             freqs = mixer.finish(freqs[:m], None if totals is None else totals[:m])
         x = grid[t]
         x[:m] = decoder.decode(entropy_model, _coder_probs(freqs))
-        if t + 1 < seg_len:
-            net.submit(x)  # the next step, while the mixer learns from this one
+        if t + 1 < seg_len:  # the next step, while the mixer learns from this one
+            net.submit(x, _active(t + 1, lengths))
         if mixer is not None:
             mixer.update(x[:m])
     out = grid.T.reshape(-1)[:sum(lengths)]
@@ -202,11 +223,12 @@ def frequencies_stepwise(engine, symbols, seg_len, lengths, mix=None):
     grid, inputs = _grid(np.asarray(symbols, dtype=np.int64), seg_len, lengths)
     state = engine.begin_state(len(lengths))
     mixer = _mixer(len(lengths), mix)
+    adapter = _adapter(engine, mix)
     out = []
     for t in range(seg_len):
-        state = engine.advance(inputs[t], state)
         m = _active(t, lengths)
-        freqs = engine.freqs(engine.top(state))[:m]
+        state, freqs = network_step(engine, state, inputs[t], adapter, m)
+        freqs = freqs[:m]
         if mixer is not None:
             freqs = mixer.predict(freqs)
             mixer.update(grid[t, :m])

@@ -32,6 +32,8 @@ import json
 
 import numpy as np
 
+from .adapt import SYMBOLS
+
 __all__ = ["ENGINE_VERSION", "ExactModel", "load_exact", "save_exact", "START_SYMBOL"]
 
 ENGINE_VERSION = 1
@@ -144,6 +146,14 @@ class ExactModel:
                 pre = (pre + f64["bh"][:, 0])[:2 * H]
                 layer["sig"] = _Table(self.sig, L, _bound(pre))
                 layer["tanh"] = _Table(self.tanh, L, 2 * N_LIMIT + 1)
+                if k == 0:  # the input table takes in what depends on x alone:
+                    # the r and z gates' recurrent biases (a sum of three
+                    # exact terms, in any order) and the n gate's floor and clamp
+                    x = layer["x"].copy()
+                    x[:, :2 * H] += layer["bh"][:2 * H, 0]
+                    np.floor(x[:, 2 * H:], out=x[:, 2 * H:])
+                    _clamp(x[:, 2 * H:], N_LIMIT)
+                    layer["x"] = x
             else:  # rnn, lstm: one index for every gate
                 layer["sig"] = _Table(self.sig, L, _bound(pre))
                 layer["tanh"] = _Table(self.tanh, L, _bound(pre))
@@ -159,7 +169,7 @@ class ExactModel:
             _STATE_MAX * np.abs(self.out_w.astype(np.float64)).sum(axis=1)
             + np.abs(self.out_b[:, 0].astype(np.float64)))
         self.clamp_logits = logit_max > LOGIT_LIMIT
-        exp = a["exp_table"]
+        exp = self.exp_table = a["exp_table"]
         self.exp_last = len(exp) - 1
         self.exp_clamp = self.clamp_logits or 2 * logit_max > EXTEND_LIMIT
         self.exp = exp if self.exp_clamp else exp[
@@ -189,7 +199,8 @@ class ExactModel:
                 new_state.append([layer["tanh"](v, out=v)])
             elif self.cell == "gru":
                 rz = v[:2 * H]
-                rz += layer["bh"][:2 * H]
+                if k:  # layer 0's input table holds these biases
+                    rz += layer["bh"][:2 * H]
                 rz += u[:2 * H]
                 gates = layer["sig"](rz, out=rz)
                 r, z = gates[:H], gates[H:]
@@ -201,8 +212,9 @@ class ExactModel:
                 vn *= r
                 _round_div(vn, GATE_ONE)
                 un = u[2 * H:]
-                np.floor(un, out=un)
-                _clamp(un, N_LIMIT)
+                if k:  # layer 0's input table is floored and clamped
+                    np.floor(un, out=un)
+                    _clamp(un, N_LIMIT)
                 vn += un
                 n = layer["tanh"](vn, out=vn)
                 # h' = n + z * (h - n)
@@ -238,20 +250,32 @@ class ExactModel:
     def top(self, state):
         return state[-1][0]
 
+    def rows(self, top) -> np.ndarray:
+        """A top state as a numpy (rows, hidden) array (a view here)."""
+        return top.T
+
     def stack(self, tops):
         return np.concatenate(tops, axis=1)
 
-    def freqs(self, h):
-        """Integer frequencies (rows, vocab_size), each >= 1, from top states."""
+    def freqs(self, h, correction=None):
+        """Integer frequencies (rows, vocab_size), each >= 1, from top states.
+
+        ``correction``: integers (len(adapt.SYMBOLS), rows), |.| <= 2**22,
+        added to those symbols' logits (rnnzip.adapt).
+        """
         logits = self.out_w @ h  # (V, rows), scaled to 1/64 nat by the folded factor
         logits += self.out_b
         np.floor(logits, out=logits)
         if self.clamp_logits:
             _clamp(logits, LOGIT_LIMIT)
+        exp, clamp = self.exp, self.exp_clamp
+        if correction is not None:  # |logits| <= 2**23: still exact
+            logits[SYMBOLS] += correction
+            exp, clamp = self.exp_table, True
         d = np.subtract(np.maximum.reduce(logits, axis=0), logits, out=logits)
-        if self.exp_clamp:
+        if clamp:
             np.minimum(d, self.exp_last, out=d)
-        return self.exp[d.T.astype(np.intp, order="C")]
+        return exp[d.T.astype(np.intp, order="C")]
 
 
 def model_identity(arrays: dict, meta: dict) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._mx import mx
+from .adapt import SYMBOLS
 from .exact import (C_MAX, GATE_ONE, LOGIT_LIMIT, LUT_FRAC, LUT_LIMIT, N_LIMIT,
                     ExactModel)
 
@@ -109,12 +110,21 @@ class MXNetExactModel:
     def top(self, state):
         return state[-1][0]
 
+    def rows(self, top) -> np.ndarray:
+        """A top state as a numpy (rows, hidden) array, copied to the host."""
+        return top.asnumpy()
+
     def stack(self, tops):
         return nd.concat(*tops, dim=0)
 
-    def freqs(self, h) -> np.ndarray:
-        """Integer frequencies (rows, vocab_size), copied to the host."""
+    def freqs(self, h, correction=None) -> np.ndarray:
+        """Integer frequencies (rows, vocab_size), copied to the host;
+        ``correction`` as :meth:`ExactModel.freqs` takes it."""
         logits = nd.broadcast_add(nd.dot(h, self.out_w_t), self.out_b)
         logits = nd.clip(nd.floor(logits * self.out_fac), -LOGIT_LIMIT, LOGIT_LIMIT)
+        if correction is not None:
+            full = np.zeros((correction.shape[1], self.vocab_size), np.float32)
+            full[:, SYMBOLS] = correction.T
+            logits = logits + nd.array(full, ctx=self.ctx, dtype=np.float32)
         d = nd.broadcast_sub(nd.max(logits, axis=1, keepdims=True), logits)
         return nd.take(self.exp, nd.minimum(d, self.exp_last)).asnumpy()

@@ -33,10 +33,12 @@ saw it, but of the symbols new to the slot only the first row's is taken in
 row's in that slot (a hash collision) is not counted. Each frame starts with
 empty tables.
 
-Two profiles, each with a number that the archive header records: ``full``
-(orders 2, 3, 4, 6 and 8, 12 symbols a context, 2**19 slots an order) and
+Three profiles, each with a number that the archive header records: ``full``
+(orders 2, 3, 4, 6 and 8, 12 symbols a context, 2**19 slots an order),
 ``lean`` (orders 2, 4 and 6, 8 symbols, 2**18 slots: for a model that must
-decode fast). Their constants were chosen on held-out text of the training
+decode fast) and ``adaptive``: the full mixer, fed by a network whose output
+layer learns the frame as it is coded (:mod:`rnnzip.adapt`; the codec and
+:mod:`rnnzip.pipeline` run that part, beside the network). Their constants were chosen on held-out text of the training
 corpus (the last 3% of ``train/``), never on the benchmark files; README.md
 has the numbers. Profiles 1 and 2 were the same mixer without the
 deterministic-context weights, in development builds only; archives that
@@ -71,11 +73,13 @@ class Profile(NamedTuple):
     orders: tuple  # context lengths in bytes, shortest first, at most 8
     symbols: int  # symbols kept per context
     slot_bits: int  # 2**slot_bits slots per order
+    adapt: int = 0  # the network's head learns at rate 2**-adapt first (0: not)
 
 
 PROFILES = {p.number: p for p in (
     Profile(3, "full", (2, 3, 4, 6, 8), 12, 19),
     Profile(4, "lean", (2, 4, 6), 8, 18),
+    Profile(5, "adaptive", (2, 3, 4, 6, 8), 12, 19, adapt=11),
 )}
 FULL = PROFILES[3]
 RETIRED_PROFILES = (1, 2)  # development builds' mixer, before version 3

@@ -26,12 +26,14 @@ import struct
 
 import numpy as np
 
+from .adapt import SYMBOLS, HeadAdapter
 from .errors import RnnzipError
 
-__all__ = ["LocalNetwork", "NetworkWorker", "can_fork", "usable_cpus"]
+__all__ = ["LocalNetwork", "NetworkWorker", "can_fork", "network_step",
+           "usable_cpus"]
 
-_COMMAND = struct.Struct("<cII")  # op, first row, rows
-_BEGIN, _STEP, _QUIT = b"B", b"S", b"Q"
+_COMMAND = struct.Struct("<cIII")  # op, first row, rows, active rows (or adapt)
+_BEGIN, _STEP, _QUIT, _LEARNT = b"B", b"S", b"Q", b"L"
 _OK, _FAILED = b"K", b"E"
 
 
@@ -48,19 +50,50 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def network_step(engine, state, x, adapter=None, active=0):
+    """The network's next step: (state, frequencies (rows, vocab)).
+
+    With ``adapter`` (an :class:`rnnzip.adapt.HeadAdapter`), which first learns
+    that ``x`` is what the rows it adapted last turned out to be, the first
+    ``active`` rows' frequencies are adapted; the others are not used.
+    """
+    if adapter is not None and adapter.pending:
+        adapter.learn(x[:adapter.pending])
+    state = engine.advance(x, state)
+    return state, head_step(engine, engine.top(state), adapter, active)
+
+
+def head_step(engine, top, adapter=None, active=0):
+    """Frequencies (rows, vocab) of one step's top state, adapted as
+    :func:`network_step` says."""
+    if adapter is None:
+        return engine.freqs(top)
+    rows = engine.rows(top)
+    freqs = engine.freqs(top, adapter.correction(rows[:active], len(rows)))
+    adapter.observe(freqs[:active])
+    return freqs
+
+
+def _adapter(engine, adapt: int):
+    return HeadAdapter(engine.num_hiddens, adapt) if adapt else None
+
+
 class LocalNetwork:
     """The network in this process: each step is computed when it is submitted."""
 
     def __init__(self, engine):
         self.engine = engine
-        self.state = self.freqs = None
+        self.state = self.freqs = self.adapter = None
 
-    def begin(self, rows: int) -> None:
+    def begin(self, rows: int, adapt: int = 0) -> None:
+        """Start a frame of ``rows`` segments; ``adapt``: the profile's rate."""
         self.state = self.engine.begin_state(rows)
+        self.adapter = _adapter(self.engine, adapt)
 
-    def submit(self, x: np.ndarray) -> None:
-        self.state = self.engine.advance(x, self.state)
-        self.freqs = self.engine.freqs(self.engine.top(self.state))
+    def submit(self, x: np.ndarray, active: int = 0) -> None:
+        """Start the step with inputs ``x``, of which ``active`` rows are coded."""
+        self.state, self.freqs = network_step(self.engine, self.state, x,
+                                              self.adapter, active)
 
     def result(self):
         """(freqs, row totals or None) of the step last submitted."""
@@ -91,8 +124,9 @@ class NetworkWorker:
             raise RnnzipError("a network worker needs os.fork, which this "
                               "platform lacks")
         self.engine, self.max_rows = engine, max_rows
-        V = engine.vocab_size
-        sizes = [8 * max_rows, 2 * 4 * max_rows * V, 2 * 8 * max_rows]
+        V, H = engine.vocab_size, engine.num_hiddens
+        sizes = [8 * max_rows, 2 * 4 * max_rows * V, 2 * 8 * max_rows,
+                 2 * 4 * max_rows * H, 8 * len(SYMBOLS) * H]
         self._shared = mmap.mmap(-1, sum(sizes))  # anonymous: shared with the child
         buf, offset, views = memoryview(self._shared), 0, []
         for size in sizes:
@@ -101,6 +135,11 @@ class NetworkWorker:
         self._x = views[0].view(np.int64)
         self._freqs = views[1].view(np.float32).reshape(2, max_rows, V)
         self._totals = views[2].view(np.int64).reshape(2, max_rows)
+        # an adapting frame: the worker's top states, and the adapter's weights,
+        # which this process learns and the worker reads
+        self._states = views[3].view(np.float32).reshape(2, max_rows, H)
+        self._weights = views[4].view(np.float64).reshape(len(SYMBOLS), H)
+        self._adapter, self._active = None, 0
         to_child, self._command = os.pipe()
         self._reply, from_child = os.pipe()
         self._rows = self._first = self._parity = 0
@@ -129,19 +168,22 @@ class NetworkWorker:
     # -- the worker's side ----------------------------------------------
 
     def _serve(self, commands: int, replies: int) -> int:
-        engine, state, parity = self.engine, None, 0
+        engine, state, parity, adapter = self.engine, None, 0, None
         while True:
             raw = _read_exactly(commands, _COMMAND.size)
             if len(raw) < _COMMAND.size:
                 return 0  # the main process closed the pipe (or died)
-            op, first, rows = _COMMAND.unpack(raw)
+            op, first, rows, active = _COMMAND.unpack(raw)
             if op == _QUIT:
                 return 0
             if op == _BEGIN:
                 state, parity = engine.begin_state(rows - first), 0
+                adapter = (HeadAdapter(engine.num_hiddens, active, self._weights)
+                           if active else None)
                 continue
             try:
-                state = self._step(state, parity, first, rows)
+                state = self._step(state, parity, first, rows, adapter, active,
+                                   commands)
                 reply = _OK
             except Exception:  # noqa: BLE001 - reported to the main process
                 reply = _FAILED
@@ -150,33 +192,63 @@ class NetworkWorker:
             if reply == _FAILED:
                 return 1
 
-    def _step(self, state, parity, first, rows):
-        """Advance rows ``first:rows`` into the shared buffers of ``parity``."""
+    def _step(self, state, parity, first, rows, adapter=None, active=0,
+              commands=None):
+        """Advance rows ``first:rows`` into the shared buffers of ``parity``.
+
+        With ``adapter``, the main process learns from the last step while
+        this one advances the network, and says on ``commands`` when it has.
+        """
         engine = self.engine
         state = engine.advance(self._x[first:rows].copy(), state)
-        freqs = engine.freqs(engine.top(state))
+        top = engine.top(state)
+        if adapter is None:
+            freqs = engine.freqs(top)
+        else:
+            if adapter.pending:
+                op = _read_exactly(commands, _COMMAND.size)[:1]
+                if op != _LEARNT:
+                    raise RnnzipError(f"expected the adapter's step, got {op!r}")
+            states = self._states[parity, :rows]
+            states[:] = engine.rows(top)
+            freqs = engine.freqs(top, adapter.correction(states[:active], rows))
+            adapter.pending = active  # what the main process learns next
         self._freqs[parity, first:rows] = freqs
         self._totals[parity, first:rows] = np.einsum("iv->i", freqs)
         return state
 
     # -- the main process's side ----------------------------------------
 
-    def begin(self, rows: int) -> None:
+    def begin(self, rows: int, adapt: int = 0) -> None:
+        """Start a frame of ``rows`` segments; ``adapt``: the profile's rate.
+
+        A frame whose network's head adapts runs all its rows in the worker,
+        which then holds the adapter (its learning takes in all rows at once).
+        """
         if not 0 < rows <= self.max_rows:
             raise ValueError(f"a frame of {rows} segments; this worker takes up "
                              f"to {self.max_rows}")
         self._drain()
         self._rows, self._parity = rows, 0
-        self._first = int(rows * self.LOCAL_SHARE)
+        self._first = 0 if adapt else int(rows * self.LOCAL_SHARE)
         self._state = self.engine.begin_state(self._first) if self._first else None
-        self._send(_BEGIN, rows)
+        self._adapter = (HeadAdapter(self.engine.num_hiddens, adapt, self._weights)
+                         if adapt else None)
+        self._send(_BEGIN, rows, adapt)
 
-    def submit(self, x: np.ndarray) -> None:
-        """Start the step with inputs ``x``; the first rows run here, now."""
+    def submit(self, x: np.ndarray, active: int = 0) -> None:
+        """Start the step with inputs ``x``, of which ``active`` rows are
+        coded; the first rows run here, now. In an adapting frame this
+        process learns from ``x`` meanwhile (the worker waits for that only
+        once it has advanced the network)."""
         self._drain()
         self._x[:self._rows] = x
-        self._send(_STEP, self._rows)
+        self._send(_STEP, self._rows, active)
         self._pending = True
+        adapter, self._active = self._adapter, active
+        if adapter is not None and adapter.pending:
+            adapter.learn(x[:adapter.pending])
+            self._send(_LEARNT, 0)
         if self._first:
             self._state = self._step(self._state, self._parity, 0, self._first)
 
@@ -187,15 +259,18 @@ class NetworkWorker:
             raise RnnzipError("the network worker process failed" if reply else
                               "the network worker process died")
         p, self._parity = self._parity, self._parity ^ 1
+        if self._adapter is not None:  # to learn from at the next submit
+            self._adapter.observe(self._freqs[p, :self._active],
+                                  self._states[p, :self._active])
         return self._freqs[p, :self._rows], self._totals[p, :self._rows]
 
     def _drain(self) -> None:
         if self._pending:  # a step whose result nobody took
             self.result()
 
-    def _send(self, op: bytes, rows: int) -> None:
+    def _send(self, op: bytes, rows: int, active: int = 0) -> None:
         try:
-            os.write(self._command, _COMMAND.pack(op, self._first, rows))
+            os.write(self._command, _COMMAND.pack(op, self._first, rows, active))
         except BrokenPipeError:
             raise RnnzipError("the network worker process died") from None
 
@@ -203,7 +278,7 @@ class NetworkWorker:
         if self.pid is None:
             return
         try:
-            os.write(self._command, _COMMAND.pack(_QUIT, 0, 0))
+            os.write(self._command, _COMMAND.pack(_QUIT, 0, 0, 0))
         except OSError:
             pass
         os.close(self._command)

@@ -11,6 +11,7 @@ import pytest
 
 import rnnzip
 from rnnzip import codec, container, engines
+from rnnzip.mixer import PROFILES
 
 CELLS = ["gru", "rnn", "lstm", "gru2"]
 DATA = ("Time traveller, said the Psychologist: «Ελληνικά» 中文 😀\r\n" * 4).encode()
@@ -58,7 +59,8 @@ def _check_backends_agree(name, ctx):
     seg_len, lengths = codec.segment_layout(len(symbols), 5)
     assert lengths[-1] < seg_len
     for view, mix in itertools.product(
-            (codec.frequencies_stepwise, _frame_freqs), (False, True)):
+            (codec.frequencies_stepwise, _frame_freqs),
+            (False, True, PROFILES[5])):  # 5 adapts the network's head
         want = view(np_engine, symbols, seg_len, lengths, mix=mix)
         got = view(mx_engine, symbols, seg_len, lengths, mix=mix)
         assert got.dtype == want.dtype

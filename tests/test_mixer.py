@@ -194,7 +194,7 @@ def test_deterministic_contexts_learn_their_own_weight():
 def test_shipped_models_code_their_cards_segments(model_root):
     # the segment sizes the cards chose for speed reach the archive's frames,
     # and each card's mixing profile its header
-    for name, size, shape in (("english", 4096, "full"),
+    for name, size, shape in (("english", 3072, "adaptive"),
                               ("english-fast", 512, "lean")):
         engine, _ = engines.load_engine(name)
         assert engine.min_segment == size

@@ -40,7 +40,7 @@ def test_a_worker_decodes_the_same_bytes(make_model, cell, share, monkeypatch):
     engine, _ = load_engine(f"tiny-{cell}-pipe", backend="numpy")
     data = english_like(6000, seed=4)
     monkeypatch.setattr(pipeline.NetworkWorker, "LOCAL_SHARE", share)
-    for mix in (PROFILES[3], PROFILES[4], None):
+    for mix in (PROFILES[3], PROFILES[4], PROFILES[5], None):
         words, seg_len, lengths = _frame(engine, data, 37, mix)
         with pipeline.NetworkWorker(engine, 64) as worker:
             assert codec.decode_frame(engine, words, seg_len, lengths, mix,
