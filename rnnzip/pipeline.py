@@ -223,7 +223,12 @@ class NetworkWorker:
         """Start a frame of ``rows`` segments; ``adapt``: the profile's rate.
 
         A frame whose network's head adapts runs all its rows in the worker,
-        which then holds the adapter (its learning takes in all rows at once).
+        which corrects their logits with the adapter's weights; those live in
+        shared memory, and this process learns them from the last step while
+        the worker advances the network, then tells the worker it is done.
+        (Rows run here as well were tried: with 3 or 6 of 49 rows of
+        ``english`` here, alice29.txt decoded at 41-43 and 39 KB/s, against
+        44-47 with none, 2026-12-04.)
         """
         if not 0 < rows <= self.max_rows:
             raise ValueError(f"a frame of {rows} segments; this worker takes up "
