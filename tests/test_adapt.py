@@ -131,3 +131,23 @@ def test_the_correction_follows_the_gradient():
         last = c
     assert last[col] > 0 and last[col] == last.max()
     assert (np.delete(last, col) <= 0).all() and (np.delete(last, col) < 0).any()
+
+
+def test_a_binary_frame_codes_as_without_adaptation(tiny_gru):
+    # mostly bytes outside the text symbols: the adapter never learns, so the
+    # adaptive profile gives the full profile's frequencies exactly
+    engine, _ = load_engine(tiny_gru, backend="numpy")
+    rng = np.random.default_rng(11)
+    symbols = rng.integers(128, 256, 3000)
+    symbols[rng.random(3000) < 0.2] = ord("a")  # a fifth text bytes
+    seg_len, lengths = codec.segment_layout(len(symbols), 4)
+    symbols[::seg_len] = 200  # the first step's too: a minority from the start
+    full = codec.frequencies_stepwise(engine, symbols, seg_len, lengths, PROFILES[3])
+    adaptive = codec.frequencies_stepwise(engine, symbols, seg_len, lengths, ADAPTIVE)
+    assert np.array_equal(full, adaptive)
+    # and text learns from its first step on
+    a = adapt.HeadAdapter(4, 11)
+    a.correction(np.full((2, 4), 255, np.float32), 2)
+    a.observe(np.ones((2, 256)))
+    a.learn(np.array([ord("a"), 200]))  # half text: it learns
+    assert a.A.any()
