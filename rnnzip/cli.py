@@ -40,12 +40,14 @@ class _Group(click.Group):
 
 A Gluon RNN, GRU or LSTM predicts each next byte and a range coder turns the
 predictions into bits. The default model is {DEFAULT_MODEL!r} (a GRU of 256
-units, with context mixing: the network's predictions refined by the file's
-own statistics, the best ratio, about 40-85 KB/s); 'english-fast' (an RNN of
-128 units with a leaner mixer) decodes at about 185-250 KB/s, with more bits.
-Those speeds are decompression of text files of 100 KB or more on two idle
-cores, with the network in a second process (the default, -T0); in one
-process (-T1) they are about two thirds of that. The coding commands run one
+units whose output layer learns the file as it goes, with context mixing: the
+network's predictions refined by the file's own statistics; the best ratio,
+about 50-85 KB/s); 'english-fast' (an RNN of 128 units with a leaner mixer)
+decodes at about 200-300 KB/s, with more bits. Those speeds are
+decompression of text files of 100 KB or more on two idle cores of the test
+machine (they moved by a fifth from hour to hour), with the network in a
+second process (the default, -T0); in one process (-T1) they are about three
+quarters of that. The coding commands run one
 OpenBLAS thread per process unless OPENBLAS_NUM_THREADS says otherwise.
 `rnnzip models` lists the installed ones.
 
