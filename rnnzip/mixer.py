@@ -230,6 +230,7 @@ class ContextMixer:
         # a row: F coef < 2**43 each, 2**51 in all; sparse 2**50 in all. The
         # result is C-contiguous, as the coder reads it, whatever F's layout
         flat = np.empty(m * 256 + 1, np.float64)
+        flat[-1] = 0.0  # the place of entries with no count: never read, but not NaN
         mixed = flat[:-1].reshape(m, 256)
         np.multiply(F, coef.astype(np.float64)[:, None], out=mixed)
         for k in range(self.K):
