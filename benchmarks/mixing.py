@@ -67,7 +67,8 @@ def ideal_bits(stepwise, grid, lengths, profile) -> tuple[float, float]:
     return bits, seconds
 
 
-def adaptive_bits(engine, data: bytes, min_segment: int, profile) -> tuple[float, float]:
+def adaptive_bits(engine, data: bytes, min_segment: int,
+                  profile) -> tuple[float, float]:
     """Bits and seconds of an ideal coder with a profile that adapts the
     network's head: the network runs again, step by step, as the decoder's."""
     symbols = np.frombuffer(data, np.uint8).astype(np.int64)

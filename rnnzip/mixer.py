@@ -38,9 +38,9 @@ Three profiles, each with a number that the archive header records: ``full``
 ``lean`` (orders 2, 4 and 6, 8 symbols, 2**18 slots: for a model that must
 decode fast) and ``adaptive``: the full mixer, fed by a network whose output
 layer learns the frame as it is coded (:mod:`rnnzip.adapt`; the codec and
-:mod:`rnnzip.pipeline` run that part, beside the network). Their constants were chosen on held-out text of the training
-corpus (the last 3% of ``train/``), never on the benchmark files; README.md
-has the numbers. Profiles 1 and 2 were the same mixer without the
+:mod:`rnnzip.pipeline` run that part, beside the network). Their constants
+were chosen on held-out text of the training corpus (the last 3% of
+``train/``), never on the benchmark files; README.md has the numbers. Profiles 1 and 2 were the same mixer without the
 deterministic-context weights, in development builds only; archives that
 name them are refused (:data:`RETIRED_PROFILES`).
 
