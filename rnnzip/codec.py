@@ -16,8 +16,7 @@ import numpy as np
 
 from .exact import START_SYMBOL
 from .mixer import FULL, ContextMixer
-from .adapt import HeadAdapter
-from .pipeline import LocalNetwork, head_step, network_step
+from .pipeline import LocalNetwork, head_step, make_adapter, network_step
 
 __all__ = ["segment_layout", "choose_segments", "model_segments", "encode_frame",
            "decode_frame", "ideal_bits", "MIN_SEGMENT", "MAX_SEGMENTS"]
@@ -146,8 +145,7 @@ def _adapt(mix) -> int:
 
 def _adapter(engine, mix):
     """A :class:`HeadAdapter` for a frame whose profile ``mix`` adapts, or None."""
-    rate = _adapt(mix)
-    return HeadAdapter(engine.num_hiddens, rate) if rate else None
+    return make_adapter(engine, _adapt(mix))
 
 
 def _mix_steps(mixer, freqs, targets, t0, lengths):

@@ -29,8 +29,8 @@ import numpy as np
 from .adapt import SYMBOLS, HeadAdapter
 from .errors import RnnzipError
 
-__all__ = ["LocalNetwork", "NetworkWorker", "can_fork", "network_step",
-           "usable_cpus"]
+__all__ = ["LocalNetwork", "NetworkWorker", "can_fork", "head_step",
+           "make_adapter", "network_step", "usable_cpus"]
 
 _COMMAND = struct.Struct("<cIII")  # op, first row, rows, active rows (or adapt)
 _BEGIN, _STEP, _QUIT, _LEARNT = b"B", b"S", b"Q", b"L"
@@ -74,8 +74,10 @@ def head_step(engine, top, adapter=None, active=0):
     return freqs
 
 
-def _adapter(engine, adapt: int):
-    return HeadAdapter(engine.num_hiddens, adapt) if adapt else None
+def make_adapter(engine, rate: int, weights=None):
+    """A :class:`HeadAdapter` for ``engine`` learning at ``2**-rate`` (None for
+    rate 0), its weights in ``weights`` if given."""
+    return HeadAdapter(engine.num_hiddens, rate, weights) if rate else None
 
 
 class LocalNetwork:
@@ -88,7 +90,7 @@ class LocalNetwork:
     def begin(self, rows: int, adapt: int = 0) -> None:
         """Start a frame of ``rows`` segments; ``adapt``: the profile's rate."""
         self.state = self.engine.begin_state(rows)
-        self.adapter = _adapter(self.engine, adapt)
+        self.adapter = make_adapter(self.engine, adapt)
 
     def submit(self, x: np.ndarray, active: int = 0) -> None:
         """Start the step with inputs ``x``, of which ``active`` rows are coded."""
@@ -178,8 +180,7 @@ class NetworkWorker:
                 return 0
             if op == _BEGIN:
                 state, parity = engine.begin_state(rows - first), 0
-                adapter = (HeadAdapter(engine.num_hiddens, active, self._weights)
-                           if active else None)
+                adapter = make_adapter(engine, active, self._weights)
                 continue
             try:
                 state = self._step(state, parity, first, rows, adapter, active,
@@ -237,8 +238,7 @@ class NetworkWorker:
         self._rows, self._parity = rows, 0
         self._first = 0 if adapt else int(rows * self.LOCAL_SHARE)
         self._state = self.engine.begin_state(self._first) if self._first else None
-        self._adapter = (HeadAdapter(self.engine.num_hiddens, adapt, self._weights)
-                         if adapt else None)
+        self._adapter = make_adapter(self.engine, adapt, self._weights)
         self._send(_BEGIN, rows, adapt)
 
     def submit(self, x: np.ndarray, active: int = 0) -> None:
