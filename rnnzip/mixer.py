@@ -40,9 +40,10 @@ decode fast) and ``adaptive``: the full mixer, fed by a network whose output
 layer learns the frame as it is coded (:mod:`rnnzip.adapt`; the codec and
 :mod:`rnnzip.pipeline` run that part, beside the network). Their constants
 were chosen on held-out text of the training corpus (the last 3% of
-``train/``), never on the benchmark files; README.md has the numbers. Profiles 1 and 2 were the same mixer without the
-deterministic-context weights, in development builds only; archives that
-name them are refused (:data:`RETIRED_PROFILES`).
+``train/``), never on the benchmark files; README.md has the numbers.
+Profiles 1 and 2 were the same mixer without the deterministic-context
+weights, in development builds only; archives that name them are refused
+(:data:`RETIRED_PROFILES`).
 
 Exactness: counts and slot entries are int32, weights and the intermediate
 values int64 numpy arrays; every operation is an integer addition,
